@@ -1,0 +1,208 @@
+"""The REST API: a thin door, compatible with the seed "CT-CLIP Inference API".
+
+Routes: ``GET /health``, ``POST /predict`` (ZIP of DICOM), ``POST /predict_nifti``
+(.nii / .nii.gz). Every answer to a predict call, success or not, has the seed's
+keys (see ``api/schemas.py``); bad input is 4xx, a fault of the node 5xx.
+
+The door only receives the upload, hands it to ``inference.run_pipeline`` and
+translates the result; it holds no inference logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import FailureResponse, HealthResponse, PredictionResponse
+from api.uploads import UploadRejected, save_upload
+from ctnode import __version__
+from ctnode.settings import Settings, get_settings
+from inference.findings import FINDING_KEYS, FINDINGS
+from inference.pipeline import INPUT_ERROR_CODES, get_ensemble, run_pipeline
+from inference.types import ProcessingStatus, StudyResult
+
+logger = logging.getLogger(__name__)
+
+DISCLAIMER = "Decision support only, not a diagnosis: a radiologist must read the study."
+
+_FAILURE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": FailureResponse, "description": text}
+    for code, text in {
+        400: "The upload is malformed or unsafe (not a ZIP, ZIP bomb, path traversal).",
+        401: "Missing or wrong X-API-Key.",
+        413: "The upload exceeds the size limit.",
+        415: "The upload is not of the expected type.",
+        422: "The input was read but holds no analysable chest CT (the error says why).",
+        500: "The node failed; the log has the details.",
+    }.items()
+}
+
+
+def failure_body(message: str, code: str, seconds: float, request_id: str) -> dict[str, Any]:
+    """A seed-shaped Failure body for errors raised before the pipeline ran."""
+    result = StudyResult(
+        status=ProcessingStatus.FAILURE, error=message, error_code=code, seconds=seconds
+    )
+    return result.to_json(request_id=request_id)
+
+
+def http_status(result: StudyResult) -> int:
+    if result.ok:
+        return 200
+    if result.error_code == "unsafe_archive":
+        return 400
+    if result.error_code in INPUT_ERROR_CODES:
+        return 422
+    return 500
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: the process settings)."""
+    settings = settings or get_settings()
+    limiter = asyncio.Semaphore(settings.api.max_concurrent_jobs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load the models once, at start-up, not on the first request.
+        await run_in_threadpool(get_ensemble, settings)
+        yield
+
+    app = FastAPI(
+        title="ctnode chest CT AI node",
+        version=__version__,
+        description=(
+            "Chest CT analysis, compatible with the CT-CLIP Inference API. "
+            + DISCLAIMER
+            + " Send a ZIP of one CT study's DICOM files to /predict, or one NIfTI "
+            "volume to /predict_nifti."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    async def require_api_key(request: Request) -> None:
+        expected = settings.api.api_key
+        if expected is None:
+            return
+        given = request.headers.get("x-api-key", "")
+        if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise StarletteHTTPException(status_code=401, detail="missing or wrong X-API-Key")
+
+    @app.middleware("http")
+    async def add_request_id(request: Request, call_next: Any) -> Any:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        request.state.t0 = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    def _elapsed(request: Request) -> float:
+        return time.perf_counter() - getattr(request.state, "t0", time.perf_counter())
+
+    def _rid(request: Request) -> str:
+        return getattr(request.state, "request_id", uuid.uuid4().hex[:16])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if not request.url.path.startswith("/predict"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        body = failure_body(str(exc.detail), f"http_{exc.status_code}", _elapsed(request),
+                            _rid(request))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+        message = (
+            "the request must be multipart/form-data with the study in a field named 'file'"
+            f" (problem with: {fields or 'body'})"
+        )
+        return JSONResponse(
+            failure_body(message, "bad_request", _elapsed(request), _rid(request)),
+            status_code=422,
+        )
+
+    @app.get("/health", response_model=HealthResponse, summary="Is the node up, what can it do")
+    async def health() -> dict[str, Any]:
+        ensemble = await run_in_threadpool(get_ensemble, settings)
+        statuses = ensemble.statuses
+        assessed = {k for s in statuses if s.weights_installed for k in s.findings}
+        return {
+            "status": "healthy",
+            "version": __version__,
+            "models": [s.to_json() for s in statuses],
+            "stacker": ensemble.stacker.name,
+            "detects": [FINDINGS[k].display_name for k in FINDING_KEYS if k in assessed],
+            "does_not_assess": [
+                FINDINGS[k].display_name for k in FINDING_KEYS if k not in assessed
+            ],
+            "disclaimer": DISCLAIMER,
+        }
+
+    async def _predict(request: Request, upload: UploadFile, kind: str) -> JSONResponse:
+        rid = _rid(request)
+        workdir = Path(tempfile.mkdtemp(prefix="ctnode-api-", dir=settings.node.temp_dir))
+        try:
+            try:
+                path = await save_upload(upload, workdir, kind, settings.api)
+            except UploadRejected as exc:
+                logger.info("request %s: upload rejected (%s)", rid, exc.code)
+                return JSONResponse(
+                    failure_body(str(exc), exc.code, _elapsed(request), rid),
+                    status_code=exc.http_status,
+                )
+            async with limiter:
+                result = await run_in_threadpool(
+                    run_pipeline, path, settings, work_dir=workdir / "work"
+                )
+            body = result.to_json(request_id=rid)
+            body["time_of_processing"] = round(_elapsed(request), 3)
+            logger.info("request %s: %s in %.2f s", rid, result.status.value,
+                        body["time_of_processing"])
+            return JSONResponse(body, status_code=http_status(result))
+        finally:
+            await run_in_threadpool(shutil.rmtree, workdir, True)
+
+    @app.post(
+        "/predict",
+        summary="Analyse one CT study sent as a ZIP of DICOM files",
+        response_model=PredictionResponse,
+        responses=_FAILURE_RESPONSES,
+        dependencies=[Depends(require_api_key)],
+    )
+    async def predict(
+        request: Request,
+        file: Annotated[UploadFile, File(description="ZIP of one study's DICOM files "
+                                         "(nested folders, DICOMDIR, no extensions: all fine)")],
+    ) -> JSONResponse:
+        return await _predict(request, file, "zip")
+
+    @app.post(
+        "/predict_nifti",
+        summary="Analyse one CT volume sent as NIfTI (.nii or .nii.gz), in HU",
+        response_model=PredictionResponse,
+        responses=_FAILURE_RESPONSES,
+        dependencies=[Depends(require_api_key)],
+    )
+    async def predict_nifti(
+        request: Request,
+        file: Annotated[UploadFile, File(description="One CT volume in HU, .nii or .nii.gz")],
+    ) -> JSONResponse:
+        return await _predict(request, file, "nifti")
+
+    return app

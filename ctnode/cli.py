@@ -1,0 +1,37 @@
+"""The ``ctnode`` command line: one Typer app, one module per command group.
+
+Commands are doors: they parse arguments, call the pipeline or a server, and
+print. Each command group lives in ``ctnode/commands/<name>.py`` and exposes
+``register(app)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "predict",
+    "serve",
+    "weights",
+    "worker",
+    "batch",  # issue 9
+    "status",  # issue 9
+)
+
+app = typer.Typer(
+    name="ctnode",
+    help="AI node for chest CT: DICOM in, decision-support Structured Report out. "
+    "Results are decision support, not a diagnosis.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"ctnode.commands.{_name}").register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,497 @@
+"""The one settings object of the node.
+
+Every tunable lives here, grouped by the package that uses it. Values come from
+(highest priority first) environment variables ``CTNODE_<SECTION>__<FIELD>``
+(for example ``CTNODE_API__PORT=8080``), a JSON file named by
+``CTNODE_CONFIG_FILE``, and the defaults below. Nothing else in the code base
+reads ``os.environ``: packages receive the section they need as a parameter.
+
+Thresholds that encode clinical knowledge say where they come from.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ApiSettings(BaseModel):
+    """REST API (``api/``) and upload limits."""
+
+    host: str = Field("127.0.0.1", description="Bind address of the REST API.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the REST API.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, every request except GET /health and the docs must send it "
+        "in the X-API-Key header.",
+    )
+    max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted upload (MB).")
+    max_concurrent_jobs: int = Field(
+        1,
+        ge=1,
+        description="Studies analysed at the same time; further requests wait. One study "
+        "already uses every core, so more than 1 helps only on bigger machines.",
+    )
+    max_archive_members: int = Field(20000, gt=0, description="Most files in one ZIP.")
+    max_uncompressed_mb: float = Field(
+        8192.0, gt=0, description="Largest total uncompressed size of one ZIP (MB)."
+    )
+    max_compression_ratio: float = Field(
+        200.0,
+        gt=1,
+        description="Largest uncompressed/compressed ratio of one ZIP member; above it the "
+        "upload is treated as a ZIP bomb. CT pixel data compresses about 2-10x; "
+        "uniform padding up to ~50x.",
+    )
+
+
+class SelectionSettings(BaseModel):
+    """Series selection thresholds (``series_selector/``)."""
+
+    max_slice_thickness_mm: float = Field(
+        5.0, gt=0, description="Series thicker than this are rejected (ISSUE: > 5 mm)."
+    )
+    preferred_max_thickness_mm: float = Field(
+        2.5, gt=0, description="Series at or below this thickness are preferred."
+    )
+    min_slices: int = Field(20, gt=0, description="Fewest slices in an analysable series.")
+    min_coverage_mm: float = Field(
+        120.0,
+        gt=0,
+        description="Shortest z-coverage accepted as a chest CT. The adult lungs span about "
+        "200-300 mm craniocaudally; 120 mm still holds most of both lungs.",
+    )
+    axial_tolerance_deg: float = Field(
+        10.0, ge=0, description="Largest angle between the slice normal and the patient axis."
+    )
+    spacing_gap_factor: float = Field(
+        1.5,
+        gt=1,
+        description="A step between slices larger than this times the median step is a gap "
+        "(a missing slice).",
+    )
+    min_lung_fraction_of_slices: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fraction of the z-range that must show lung fields (air inside the body) "
+        "for the series to count as a chest CT.",
+    )
+    min_lung_area_cm2: float = Field(
+        15.0,
+        gt=0,
+        description="Least area of lung (-950..-500 HU inside the body) on a slice for that "
+        "slice to count as showing lung fields. A mid-chest slice holds 150-300 cm2 of lung; "
+        "15 cm2 still counts the apices, while gas in the bowel (mostly below -950 HU) does not.",
+    )
+    prefer_kernel: str = Field(
+        "soft",
+        pattern="^(soft|sharp)$",
+        description="Preferred reconstruction kernel when several series qualify.",
+    )
+    prefer_contrast: str = Field(
+        "any",
+        pattern="^(any|non_contrast|contrast)$",
+        description="Preferred contrast phase when several series qualify.",
+    )
+    max_slice_spacing_mm: float = Field(
+        5.0,
+        gt=0,
+        description="Series whose step between slice centres exceeds this are rejected: "
+        "lung nodules of 5-6 mm (the Fleischner/Lung-RADS size of interest) can fall "
+        "entirely between wider-spaced slices.",
+    )
+    max_gantry_tilt_deg: float = Field(
+        30.0,
+        ge=0,
+        description="Largest gantry tilt that is corrected by shifting each slice in-plane "
+        "(shear resampling); CT gantries tilt at most about +/-30 degrees.",
+    )
+    spacing_tolerance: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Relative deviation of a slice step from the median step still counted as "
+        "uniform; larger (but below the gap factor) is reported as irregular.",
+    )
+    min_lung_extent_mm: float = Field(
+        100.0,
+        gt=0,
+        description="A series whose lung fields span at least this many mm craniocaudally "
+        "counts as showing the chest even when lungs cover less than "
+        "min_lung_fraction_of_slices of its range (chest-abdomen-pelvis scans). Adult lungs "
+        "span about 200-300 mm; the lung bases seen on an abdominal CT usually span under "
+        "80 mm below the diaphragm dome.",
+    )
+    anatomy_sample_slices: int = Field(
+        16,
+        ge=3,
+        description="Slices decoded, evenly spaced along z, for the lung-field check of a "
+        "candidate series (pixels of the other slices are not read at selection).",
+    )
+    anatomy_pixel_mm: float = Field(
+        3.0,
+        gt=0,
+        description="In-plane pixel size (mm) the lung-field check downsamples to; lungs are "
+        "tens of cm2, so 3 mm pixels keep the area estimate within a few percent.",
+    )
+
+
+class AnalyzerSettings(BaseModel):
+    """Quantitative chest CT analyzer (``inference/analyzer/``, model ``chest_quant``).
+
+    Each threshold is the centre of a logistic curve (probability 0.5 there); the
+    literature behind each is cited in ``inference/analyzer/mapping.py``.
+    """
+
+    work_spacing_mm: float = Field(
+        2.0, gt=0, description="In-plane spacing of the downsampled copy used for anatomy."
+    )
+    work_slice_mm: float = Field(
+        2.5, gt=0, description="Slice spacing of the downsampled copy used for anatomy."
+    )
+    lung_threshold_hu: float = Field(
+        -400.0, description="Air-containing lung below this HU (Hu et al. 2001 use ~-500)."
+    )
+    min_lung_volume_ml: float = Field(
+        300.0, gt=0, description="Less aerated lung than this means the volume is not a chest CT."
+    )
+    emphysema_laa950_pct: float = Field(
+        6.0, gt=0, description="LAA%-950 at which emphysema has probability 0.5."
+    )
+    opacity_fraction_pct: float = Field(
+        1.0, gt=0, description="Vessel-suppressed opacity (-700..+50 HU) % of lung at p=0.5."
+    )
+    consolidation_ml: float = Field(
+        10.0, gt=0,
+        description="Largest vessel-suppressed consolidation (-300..+50 HU) region at p=0.5 (ml).",
+    )
+    nodule_min_mm: float = Field(4.0, gt=0, description="Smallest nodule diameter reported.")
+    mass_min_mm: float = Field(30.0, gt=0, description="Diameter from which a lesion is a mass.")
+    effusion_ml: float = Field(
+        20.0, gt=0, description="Pleural fluid volume at which effusion has probability 0.5."
+    )
+    pneumothorax_ml: float = Field(
+        10.0, gt=0, description="Free pleural air volume at which pneumothorax has p=0.5."
+    )
+    ascending_aorta_mm: float = Field(
+        40.0, gt=0, description="Ascending aortic diameter at which dilatation has p=0.5."
+    )
+    descending_aorta_mm: float = Field(
+        30.0, gt=0, description="Descending aortic diameter at which dilatation has p=0.5."
+    )
+    vertebral_hu: float = Field(
+        110.0, description="Trabecular vertebral HU below which low bone density has p>0.5."
+    )
+    cardiothoracic_ratio: float = Field(
+        0.5, gt=0, description="Axial cardiothoracic ratio at which cardiomegaly has p=0.5."
+    )
+
+
+class InferenceSettings(BaseModel):
+    """Models, stacker and decision (``inference/``)."""
+
+    decision_threshold: float = Field(
+        0.5, ge=0, le=1, description="Probability at or above which `pathology` is 1."
+    )
+    top_k: int = Field(3, ge=1, le=22, description="How many findings `top_pathologies` lists.")
+    finding_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A finding at or above this probability is reported as present.",
+    )
+    enabled_models: list[str] = Field(
+        default_factory=lambda: ["lung_quant"],
+        description="Models run by the ensemble, by name.",
+    )
+    analyzer: AnalyzerSettings = Field(
+        default_factory=AnalyzerSettings,
+        description="Thresholds of the quantitative chest CT analyzer (chest_quant).",
+    )
+
+
+class WeightsSettings(BaseModel):
+    """Where installed model weights live (``weights/``)."""
+
+    directory: Path = Field(
+        Path("var/weights"), description="Folder holding installed weight files."
+    )
+
+
+class OutputSettings(BaseModel):
+    """DICOM outputs (``sr_writer/``)."""
+
+    org_uid_root: str = Field(
+        "1.2.826.0.1.3680043.10.1561",
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="UID root under which the node makes new UIDs.",
+    )
+    manufacturer: str = Field("ctnode project", description="Manufacturer of our objects.")
+    model_name: str = Field("ctnode chest CT AI node", description="Device model name.")
+    device_serial_number: str = Field("0001", description="Serial number of this node.")
+    institution_name: str | None = Field(None, description="Institution of this node.")
+    sr_series_number: int = Field(9901, ge=1, description="Series number of the SR.")
+    sc_series_number: int = Field(9902, ge=1, description="Series number of the SC images.")
+    write_failure_sr: bool = Field(
+        True, description="Write a short SR saying the AI did not run when processing fails."
+    )
+    write_failure_sc: bool = Field(
+        True,
+        description="Also write a Secondary Capture panel saying the AI did not run when "
+        "processing fails (only where a failure SR is written).",
+    )
+    sc_max_key_images: int = Field(
+        6, ge=0, le=32,
+        description="Most key-slice Secondary Capture images per result (evidence of the most "
+        "probable findings first); the summary panel says how many were left out.",
+    )
+    font_dir: Path = Field(
+        Path("/usr/share/fonts/truetype/dejavu"),
+        description="Folder holding DejaVuSans.ttf and DejaVuSans-Bold.ttf (Debian "
+        "fonts-dejavu-core) for the Secondary Capture text; without them PIL's built-in "
+        "font is used and a warning is logged.",
+    )
+
+
+class NodeSettings(BaseModel):
+    """Local state of the node: work folders, queue and spool."""
+
+    work_dir: Path = Field(Path("var"), description="Root of the node's local state.")
+    temp_dir: Path | None = Field(
+        None, description="Temporary files (uploads, extraction); default the system's."
+    )
+
+
+class BatchSettings(BaseModel):
+    """The batch client (``api/batch/``, ``ctnode batch``): issue 9."""
+
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the node's REST API the client calls."
+    )
+    concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Most files in flight at once. The server analyses studies on its CPUs; "
+        "more in flight than it has workers only queues them there.",
+    )
+    timeout_s: float = Field(
+        900.0, gt=0, description="Per-request time limit (upload + analysis + answer), seconds."
+    )
+    retries: int = Field(
+        2, ge=0, le=10, description="Extra attempts after a network error, timeout or HTTP 5xx."
+    )
+    backoff_s: float = Field(
+        1.0,
+        ge=0,
+        description="First retry waits this long; each later one twice as long (with jitter).",
+    )
+    checkpoint_s: float = Field(
+        2.0,
+        ge=0,
+        description="Rewrite the output file at most this often while running (it is always "
+        "rewritten at the end and on Ctrl-C).",
+    )
+
+
+class DicomDestination(BaseModel):
+    """One DICOM application entity that receives our SR and SC by C-STORE."""
+
+    ae_title: str = Field(
+        ..., min_length=1, max_length=16, pattern=r"^[^\\]*[^ \\][^\\]*$",
+        description="Called AE title of the destination (1-16 characters, no backslash).",
+    )
+    host: str = Field(..., min_length=1, description="Host name or IP address.")
+    port: int = Field(..., ge=1, le=65535, description="TCP port.")
+
+
+class ScpSettings(BaseModel):
+    """The embedded DICOM node (``scp_node/``, ``ctnode scp``): issue 8."""
+
+    ae_title: str = Field(
+        "CTNODE", min_length=1, max_length=16, pattern=r"^[^\\]*[^ \\][^\\]*$",
+        description="Our AE title, as SCP and as the calling AE of deliveries.",
+    )
+    bind_address: str = Field(
+        "127.0.0.1", description="Address the SCP listens on; 0.0.0.0 for every interface."
+    )
+    port: int = Field(11112, ge=1, le=65535, description="TCP port of the SCP.")
+    max_associations: int = Field(
+        10, ge=1, description="Most simultaneous associations; more are rejected (transient)."
+    )
+    max_pdu_size: int = Field(
+        262144, ge=0, description="Largest PDU we receive (bytes); 0 means no limit."
+    )
+    acse_timeout_s: float = Field(30.0, gt=0, description="Association negotiation timeout.")
+    dimse_timeout_s: float = Field(60.0, gt=0, description="Wait for a DIMSE message.")
+    network_timeout_s: float = Field(120.0, gt=0, description="Idle association timeout.")
+    allowed_calling_ae_titles: list[str] = Field(
+        default_factory=list,
+        description="Calling AE titles allowed to associate; empty allows any. Others are "
+        "rejected with 'calling AE title not recognised'.",
+    )
+    allowed_source_addresses: list[str] = Field(
+        default_factory=list,
+        description="IP addresses or networks (CIDR) allowed to associate; empty allows any.",
+    )
+    require_called_ae_title: bool = Field(
+        False, description="Reject associations not addressed to our AE title."
+    )
+    stable_seconds: float = Field(
+        30.0, gt=0,
+        description="A study is complete when no instance of it arrived for this long.",
+    )
+    spool_dir: Path | None = Field(
+        None, description="Received instances, spool/<study>/<series>/<sop>.dcm; "
+        "default <node.work_dir>/spool."
+    )
+    results_dir: Path | None = Field(
+        None, description="SR and SC written per job; default <node.work_dir>/scp_results."
+    )
+    min_free_mb: float = Field(
+        512.0, ge=0,
+        description="Below this much free space on the spool's disk, C-STORE answers "
+        "0xA700 (Out of Resources) instead of storing.",
+    )
+    spool_retention_hours: float = Field(
+        24.0, ge=0,
+        description="Keep a study's spool this long after its last job finished "
+        "(0: remove it as soon as its results are delivered).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Jobs analysed at once.")
+    job_lease_s: float = Field(
+        120.0, gt=0,
+        description="A job whose worker stopped renewing for this long is taken over "
+        "(restart recovery time).",
+    )
+    job_poll_s: float = Field(1.0, gt=0, description="Idle workers look for jobs this often.")
+    destinations: list[DicomDestination] = Field(
+        default_factory=list, description="Where SR and SC are sent by C-STORE."
+    )
+    stow_url: str | None = Field(
+        None, description="Optional DICOMweb base URL; results are also sent by STOW-RS "
+        "to <stow_url>/studies."
+    )
+    delivery_timeout_s: float = Field(60.0, gt=0, description="Per-destination time limit.")
+    delivery_max_attempts: int = Field(
+        8, ge=1, description="Tries of a job (analysis and delivery) before it is failed."
+    )
+    delivery_backoff_s: float = Field(
+        15.0, ge=0, description="Wait after the first failed try; doubled after each one."
+    )
+    delivery_backoff_max_s: float = Field(900.0, ge=0, description="Longest wait between tries.")
+
+
+class OrthancSettings(BaseModel):
+    """The Orthanc door (``orthanc_plugin/``, ``ctnode worker``): issue 7.
+
+    The plugin inside Orthanc reads its own part from orthanc.json (``CtNode``
+    section); ``queue_path`` and ``output.manufacturer`` must agree with it.
+    Credentials come only from the environment (``CTNODE_ORTHANC__USERNAME``,
+    ``CTNODE_ORTHANC__PASSWORD``), never from a committed file.
+    """
+
+    url: str = Field(
+        "http://127.0.0.1:8042", pattern=r"^https?://",
+        description="Base URL of the Orthanc REST API the worker reads from and writes to.",
+    )
+    username: str | None = Field(None, description="Orthanc REST user (RegisteredUsers).")
+    password: SecretStr | None = Field(None, description="Password of that user.")
+    queue_path: Path | None = Field(
+        None, description="SQLite job queue shared with the plugin (CtNode.QueuePath); "
+        "default <node.work_dir>/jobs.sqlite3."
+    )
+    results_dir: Path | None = Field(
+        None, description="SR and SC written per job (kept until delivered); "
+        "default <node.work_dir>/orthanc_results."
+    )
+    destinations: list[str] = Field(
+        default_factory=list,
+        description="Orthanc modality names (DicomModalities in orthanc.json) that receive "
+        "the SR and SC; empty keeps them in Orthanc only.",
+    )
+    trigger_modalities: list[str] = Field(
+        default_factory=lambda: ["CT"],
+        description="Series of these modalities are analysed (CtNode.TriggerModalities).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Jobs analysed at once by one process.")
+    job_lease_s: float = Field(
+        120.0, gt=0,
+        description="A job whose worker stopped renewing for this long is taken over.",
+    )
+    job_poll_s: float = Field(1.0, gt=0, description="Idle workers look for jobs this often.")
+    http_timeout_s: float = Field(120.0, gt=0, description="Time limit of one REST call.")
+    delivery_timeout_s: float = Field(
+        120.0, gt=0, description="Time limit of one C-STORE forward (/modalities/{id}/store)."
+    )
+    max_attempts: int = Field(
+        8, ge=1, description="Tries of a job (analysis and delivery) before it is failed."
+    )
+    backoff_s: float = Field(
+        10.0, ge=0, description="Wait after the first failed try; doubled after each one."
+    )
+    backoff_max_s: float = Field(600.0, ge=0, description="Longest wait between tries.")
+    keep_results: bool = Field(
+        False, description="Keep the written SR/SC files after delivery (they stay in Orthanc)."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of the node, in one object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CTNODE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    log_level: str = Field("INFO", description="Log level of the node's loggers.")
+    log_json: bool = Field(False, description="Write logs as one JSON object per line.")
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    scp: ScpSettings = Field(default_factory=ScpSettings)
+    orthanc: OrthancSettings = Field(default_factory=OrthancSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _JsonFileSource(settings_cls))
+
+
+class _JsonFileSource(PydanticBaseSettingsSource):
+    """Reads the JSON file named by ``CTNODE_CONFIG_FILE`` (lowest priority)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        path = os.environ.get("CTNODE_CONFIG_FILE")
+        if not path:
+            return {}
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"CTNODE_CONFIG_FILE {path} must hold a JSON object")
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Doors call this; packages take sections."""
+    return Settings()

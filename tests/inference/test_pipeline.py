@@ -1,0 +1,111 @@
+"""run_pipeline end to end: phantom DICOM folder, ZIP, NIfTI, and the real cases."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctnode.settings import Settings
+from inference import run_pipeline
+from inference.findings import FINDING_KEYS
+from inference.types import ProcessingStatus
+from tests.conftest import shared_case, zip_folder
+
+
+def test_folder_and_zip_give_the_same_result(settings: Settings, small_study: Any,
+                                             tmp_path: Path) -> None:
+    from_folder = run_pipeline(small_study.root, settings)
+    from_zip = run_pipeline(zip_folder(small_study.root, tmp_path / "s.zip"), settings)
+    assert from_folder.ok, from_folder.error
+    assert from_zip.ok, from_zip.error
+    assert from_folder.study_uid == from_zip.study_uid == small_study.study_uid
+    assert from_folder.series_uid == from_zip.series_uid
+    assert from_folder.probability == pytest.approx(from_zip.probability)
+    assert tuple(f.key for f in from_folder.findings) == FINDING_KEYS
+    for stage in ("index", "select", "load_volume", "inference"):
+        assert stage in from_folder.stage_seconds
+    assert "unpack" in from_zip.stage_seconds
+    # The volume handed on to the SR writer names the analysed slices.
+    vol = from_folder.volume
+    assert vol is not None and len(vol.slice_sop_instance_uids) == vol.shape[0]
+
+
+def test_json_is_serialisable_and_complete(settings: Settings, small_study: Any) -> None:
+    body = run_pipeline(small_study.root, settings).to_json()
+    text = json.dumps(body)
+    assert json.loads(text)["processing_status"] == "Success"
+    unassessed = [k for k, v in body["findings"].items() if v["probability"] is None]
+    for key in unassessed:
+        assert body["findings"][key]["note"], f"{key} is null without saying why"
+
+
+def test_missing_input_is_a_failure_not_an_exception(settings: Settings, tmp_path: Path) -> None:
+    result = run_pipeline(tmp_path / "nope", settings)
+    assert result.status is ProcessingStatus.FAILURE and result.error_code == "not_found"
+
+
+def test_unsupported_file(settings: Settings, tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("hello")
+    result = run_pipeline(f, settings)
+    assert result.error_code == "unsupported_input"
+
+
+def test_two_studies_are_refused_by_name(settings: Settings, tmp_path: Path) -> None:
+    from phantom import write_small_study
+
+    a = write_small_study(tmp_path / "a", seed=1)
+    b = write_small_study(tmp_path / "b", seed=2)
+    assert a.study_uid != b.study_uid
+    result = run_pipeline(tmp_path, settings)
+    assert result.error_code == "multiple_studies"
+    assert a.study_uid in result.error and b.study_uid in result.error
+
+
+@pytest.mark.real_data
+def test_real_lung_adenocarcinoma(settings: Settings) -> None:
+    """TCIA Lung-PET-CT-Dx A0001: Success, pathology 1, a nodule/mass at the tumour."""
+    case = shared_case("lungpetctdx_A0001")
+    result = run_pipeline(case, settings)
+    assert result.ok, result.error
+    assert result.decision == 1
+    sel = result.selection
+    assert sel is not None
+    accepted = [s for s in sel.series if s.accepted]
+    assert len(accepted) == 2
+    assert "thick" in " ".join(sel.chosen.reasons if sel.chosen else ()).lower() or any(
+        "thick" in r.lower() for s in accepted for r in s.reasons
+    )
+    lesions = [f for f in result.findings if f.key in ("lung_nodule", "lung_mass")
+               and f.probability is not None and f.probability >= 0.5]
+    assert lesions, "the adenocarcinoma must be reported as a nodule or mass"
+    tumour_z = _annotated_tumour_z(case)
+    zs = [e.center_lps[2] for f in lesions for e in f.evidence]
+    assert any(min(tumour_z) - 15 <= z <= max(tumour_z) + 15 for z in zs), (zs, tumour_z)
+
+
+def _annotated_tumour_z(case: Path) -> list[float]:
+    """z (mm) of the annotated slices, read from the SOP UIDs the annotations name."""
+    import pydicom
+
+    uids = {p.stem for p in (case / "annotations").glob("*.xml")}  # file name = SOP UID
+    assert all(ET.parse(p).getroot().find("object") is not None
+               for p in (case / "annotations").glob("*.xml"))
+    zs = []
+    for p in case.rglob("*.dcm"):
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        if ds.SOPInstanceUID in uids:
+            zs.append(float(ds.ImagePositionPatient[2]))
+    assert zs, "annotations name no slice of the study"
+    return zs
+
+
+@pytest.mark.real_data
+def test_real_three_slices_fail_for_coverage(settings: Settings) -> None:
+    result = run_pipeline(shared_case("dcmqi_ct3slice"), settings)
+    assert result.error_code == "no_usable_series"
+    assert "slice" in result.error.lower() or "coverage" in result.error.lower()
