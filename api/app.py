@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.metrics import Metrics, MetricsMiddleware, metrics_router, queue_counts
 from api.schemas import FailureResponse, HealthResponse, PredictionResponse
 from api.uploads import UploadRejected, save_upload
 from ctnode import __version__
@@ -35,6 +36,7 @@ from ctnode.settings import Settings, get_settings
 from inference.findings import FINDING_KEYS, FINDINGS
 from inference.pipeline import INPUT_ERROR_CODES, get_ensemble, run_pipeline
 from inference.types import ProcessingStatus, StudyResult
+from jobs import default_queue_path
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Observability (issue 9): /metrics, request metrics + request-ID log context.
+    metrics = Metrics(model_statuses=lambda: get_ensemble(settings).statuses,
+                      jobs_counts=queue_counts(default_queue_path(settings.node.work_dir)))
+    app.state.metrics = metrics
+    app.include_router(metrics_router(metrics))
 
     async def require_api_key(request: Request) -> None:
         expected = settings.api.api_key
@@ -170,10 +177,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 result = await run_in_threadpool(
                     run_pipeline, path, settings, work_dir=workdir / "work"
                 )
+            metrics.observe_result(result)
             body = result.to_json(request_id=rid)
-            body["time_of_processing"] = round(_elapsed(request), 3)
-            logger.info("request %s: %s in %.2f s", rid, result.status.value,
-                        body["time_of_processing"])
+            # time_of_processing is the study's own processing time; the request's
+            # wall time (upload, waiting behind other studies) is reported beside it.
+            body["request_seconds"] = round(_elapsed(request), 3)
+            logger.info("request %s: %s, processing %.2f s, request %.2f s", rid,
+                        result.status.value, body["time_of_processing"], body["request_seconds"])
             return JSONResponse(body, status_code=http_status(result))
         finally:
             await run_in_threadpool(shutil.rmtree, workdir, True)
@@ -205,4 +215,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> JSONResponse:
         return await _predict(request, file, "nifti")
 
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     return app

@@ -13,11 +13,18 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "predict",
+    "node",
     "serve",
     "weights",
     "worker",
     "batch",  # issue 9
     "status",  # issue 9
+    "select",  # issue 4
+    "scp",  # issue 8
+    "jobs",  # issue 8
+    "report",  # issue 6
+    "phantom",  # issue 4 (phantom)
+    "evaluate",  # issue 5
 )
 
 app = typer.Typer(

@@ -16,11 +16,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
-class ApiSettings(BaseModel):
+class _Section(BaseModel):
+    """Base of every settings section: unknown keys and bad assignments are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ApiSettings(_Section):
     """REST API (``api/``) and upload limits."""
 
     host: str = Field("127.0.0.1", description="Bind address of the REST API.")
@@ -50,16 +56,28 @@ class ApiSettings(BaseModel):
     )
 
 
-class SelectionSettings(BaseModel):
+class SelectionSettings(_Section):
     """Series selection thresholds (``series_selector/``)."""
 
     max_slice_thickness_mm: float = Field(
-        5.0, gt=0, description="Series thicker than this are rejected (ISSUE: > 5 mm)."
+        5.0,
+        gt=0,
+        description="Series thicker than this are rejected: at more than 5 mm, partial volume "
+        "hides nodules under about 5-6 mm and blurs lung texture (emphysema, ground glass).",
     )
     preferred_max_thickness_mm: float = Field(
-        2.5, gt=0, description="Series at or below this thickness are preferred."
+        2.5,
+        gt=0,
+        description="Series at or below this thickness are preferred; the ACR-STR lung cancer "
+        "screening CT specification asks for <= 2.5 mm (ideally <= 1 mm) reconstructions.",
     )
-    min_slices: int = Field(20, gt=0, description="Fewest slices in an analysable series.")
+    min_slices: int = Field(
+        20,
+        gt=0,
+        description="Fewest slices in an analysable series. At the largest accepted step "
+        "(5 mm) 20 slices span only 95 mm, so coverage is the binding limit; this rule "
+        "names stray or partial stacks plainly.",
+    )
     min_coverage_mm: float = Field(
         120.0,
         gt=0,
@@ -67,20 +85,26 @@ class SelectionSettings(BaseModel):
         "200-300 mm craniocaudally; 120 mm still holds most of both lungs.",
     )
     axial_tolerance_deg: float = Field(
-        10.0, ge=0, description="Largest angle between the slice normal and the patient axis."
+        10.0,
+        ge=0,
+        description="Largest angle between the slice normal and the patient head-feet axis for "
+        "a series to count as axial; oblique reformats and coronal/sagittal MPRs are beyond it.",
     )
     spacing_gap_factor: float = Field(
         1.5,
         gt=1,
         description="A step between slices larger than this times the median step is a gap "
-        "(a missing slice).",
+        "(a missing slice): one missing slice doubles the step, so 1.5 separates a gap from "
+        "rounding of positions.",
     )
     min_lung_fraction_of_slices: float = Field(
         0.5,
         ge=0,
         le=1,
         description="Fraction of the z-range that must show lung fields (air inside the body) "
-        "for the series to count as a chest CT.",
+        "for the series to count as a chest CT. A chest CT runs from above the apices to the "
+        "adrenals; lungs fill most of that range, whereas on an abdominal CT only the lung "
+        "bases show, on a small part of it.",
     )
     min_lung_area_cm2: float = Field(
         15.0,
@@ -142,7 +166,7 @@ class SelectionSettings(BaseModel):
     )
 
 
-class AnalyzerSettings(BaseModel):
+class AnalyzerSettings(_Section):
     """Quantitative chest CT analyzer (``inference/analyzer/``, model ``chest_quant``).
 
     Each threshold is the centre of a logistic curve (probability 0.5 there); the
@@ -193,7 +217,7 @@ class AnalyzerSettings(BaseModel):
     )
 
 
-class InferenceSettings(BaseModel):
+class InferenceSettings(_Section):
     """Models, stacker and decision (``inference/``)."""
 
     decision_threshold: float = Field(
@@ -207,7 +231,7 @@ class InferenceSettings(BaseModel):
         description="A finding at or above this probability is reported as present.",
     )
     enabled_models: list[str] = Field(
-        default_factory=lambda: ["lung_quant"],
+        default_factory=lambda: ["chest_quant"],
         description="Models run by the ensemble, by name.",
     )
     analyzer: AnalyzerSettings = Field(
@@ -216,7 +240,7 @@ class InferenceSettings(BaseModel):
     )
 
 
-class WeightsSettings(BaseModel):
+class WeightsSettings(_Section):
     """Where installed model weights live (``weights/``)."""
 
     directory: Path = Field(
@@ -224,7 +248,7 @@ class WeightsSettings(BaseModel):
     )
 
 
-class OutputSettings(BaseModel):
+class OutputSettings(_Section):
     """DICOM outputs (``sr_writer/``)."""
 
     org_uid_root: str = Field(
@@ -259,7 +283,7 @@ class OutputSettings(BaseModel):
     )
 
 
-class NodeSettings(BaseModel):
+class NodeSettings(_Section):
     """Local state of the node: work folders, queue and spool."""
 
     work_dir: Path = Field(Path("var"), description="Root of the node's local state.")
@@ -268,7 +292,7 @@ class NodeSettings(BaseModel):
     )
 
 
-class BatchSettings(BaseModel):
+class BatchSettings(_Section):
     """The batch client (``api/batch/``, ``ctnode batch``): issue 9."""
 
     api_url: str = Field(
@@ -300,7 +324,7 @@ class BatchSettings(BaseModel):
     )
 
 
-class DicomDestination(BaseModel):
+class DicomDestination(_Section):
     """One DICOM application entity that receives our SR and SC by C-STORE."""
 
     ae_title: str = Field(
@@ -311,7 +335,7 @@ class DicomDestination(BaseModel):
     port: int = Field(..., ge=1, le=65535, description="TCP port.")
 
 
-class ScpSettings(BaseModel):
+class ScpSettings(_Section):
     """The embedded DICOM node (``scp_node/``, ``ctnode scp``): issue 8."""
 
     ae_title: str = Field(
@@ -388,7 +412,7 @@ class ScpSettings(BaseModel):
     delivery_backoff_max_s: float = Field(900.0, ge=0, description="Longest wait between tries.")
 
 
-class OrthancSettings(BaseModel):
+class OrthancSettings(_Section):
     """The Orthanc door (``orthanc_plugin/``, ``ctnode worker``): issue 7.
 
     The plugin inside Orthanc reads its own part from orthanc.json (``CtNode``
@@ -401,7 +425,7 @@ class OrthancSettings(BaseModel):
         "http://127.0.0.1:8042", pattern=r"^https?://",
         description="Base URL of the Orthanc REST API the worker reads from and writes to.",
     )
-    username: str | None = Field(None, description="Orthanc REST user (RegisteredUsers).")
+    username: str = Field("ctnode", description="Orthanc REST user (RegisteredUsers).")
     password: SecretStr | None = Field(None, description="Password of that user.")
     queue_path: Path | None = Field(
         None, description="SQLite job queue shared with the plugin (CtNode.QueuePath); "
@@ -437,8 +461,11 @@ class OrthancSettings(BaseModel):
         10.0, ge=0, description="Wait after the first failed try; doubled after each one."
     )
     backoff_max_s: float = Field(600.0, ge=0, description="Longest wait between tries.")
-    keep_results: bool = Field(
-        False, description="Keep the written SR/SC files after delivery (they stay in Orthanc)."
+    results_retention_h: float = Field(
+        24.0, ge=0,
+        description="Keep a job's written SR/SC and delivery records this long after it "
+        "finished (they also stay in Orthanc); while kept, a job re-run after a crash "
+        "never re-sends to a destination already served. 0 removes them at once.",
     )
 
 

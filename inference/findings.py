@@ -7,15 +7,38 @@ a coded concept for the DICOM SR, and a danger rank (1 = most urgent) used for
 ``most_dangerous_pathology_type``.
 
 Codes are SNOMED CT where DICOM PS3.16 (as shipped in pydicom's code dictionary)
-or the SNOMED CT International release has a concept for the finding; RadLex
-(RID) where SNOMED CT has no radiology-level concept for the imaging pattern.
+or the SNOMED CT International release has a concept for the finding; DICOM
+(DCM) or RadLex (RID) where SNOMED CT has no radiology-level concept for the
+imaging pattern.
+
+Where each code was checked (2026-11, chest_quant issue):
+- In pydicom 3.0.2 ``pydicom.sr._concepts_dict`` (DICOM PS3.16): 40388003
+  Implant, 237897009 Vascular calcification (PS3.16 also uses it for
+  "Calcified"), 373945007 Pericardial effusion, 30746006 Lymphadenopathy,
+  60046008 Pleural effusion, 36118008 Pneumothorax, DCM 112001 Opacity,
+  DCM 112130 Mosaic pattern and DCM 112114 Septal line(s) (CID 6102/6103,
+  the thoracic findings context groups; septal lines are thickened
+  interlobular septa).
+- In public FHIR value sets / terminology mappings (SNOMED CT International
+  identifiers with their descriptions): 8186001 Cardiomegaly, 87433001
+  Pulmonary emphysema, 46621007 Atelectasis, 786838002 Nodule of lung,
+  95436008 Lung consolidation, 12295008 Bronchiectasis, 84089009 Hiatal
+  hernia, 51615001 Fibrosis of lung, 445512009 Calcification of coronary
+  artery, 309529002 Lung mass, 433068007 Aneurysm of thoracic aorta,
+  312894000 Osteopenia.
+- Corrected then: coronary calcification was 194842008 (= single vessel
+  coronary artery disease), lung mass was 126713003 (= neoplasm of lung),
+  mosaic attenuation and interlobular septal thickening were RadLex RIDs that
+  could not be confirmed offline (replaced by the PS3.16 codes above).
+- Not confirmed offline: RadLex RID35715 (peribronchial cuffing); check it
+  against radlex.org before relying on it in an SR.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +90,7 @@ _FINDINGS: tuple[Finding, ...] = (
     _f("pericardial_effusion", "Pericardial effusion",
        ("373945007", "SCT", "Pericardial effusion"), 4),
     _f("coronary_artery_wall_calcification", "Coronary artery wall calcification",
-       ("194842008", "SCT", "Calcification of coronary artery"), 12),
+       ("445512009", "SCT", "Calcification of coronary artery"), 12),
     _f("hiatal_hernia", "Hiatal hernia",
        ("84089009", "SCT", "Hiatal hernia"), 19),
     _f("lymphadenopathy", "Lymphadenopathy",
@@ -77,7 +100,7 @@ _FINDINGS: tuple[Finding, ...] = (
     _f("atelectasis", "Atelectasis",
        ("46621007", "SCT", "Atelectasis"), 14),
     _f("lung_nodule", "Lung nodule",
-       ("786838002", "SCT", "Pulmonary nodule"), 7),
+       ("786838002", "SCT", "Nodule of lung"), 7),
     _f("lung_opacity", "Lung opacity",
        ("112001", "DCM", "Opacity"), 9),
     _f("pulmonary_fibrotic_sequela", "Pulmonary fibrotic sequela",
@@ -85,7 +108,7 @@ _FINDINGS: tuple[Finding, ...] = (
     _f("pleural_effusion", "Pleural effusion",
        ("60046008", "SCT", "Pleural effusion"), 5),
     _f("mosaic_attenuation_pattern", "Mosaic attenuation pattern",
-       ("RID35718", "RADLEX", "mosaic attenuation"), 18),
+       ("112130", "DCM", "Mosaic pattern"), 18),
     _f("peribronchial_thickening", "Peribronchial thickening",
        ("RID35715", "RADLEX", "peribronchial cuffing"), 20),
     _f("consolidation", "Consolidation",
@@ -93,11 +116,11 @@ _FINDINGS: tuple[Finding, ...] = (
     _f("bronchiectasis", "Bronchiectasis",
        ("12295008", "SCT", "Bronchiectasis"), 10),
     _f("interlobular_septal_thickening", "Interlobular septal thickening",
-       ("RID35710", "RADLEX", "interlobular septal thickening"), 21),
+       ("112114", "DCM", "Septal line(s)"), 21),
     _f("pneumothorax", "Pneumothorax",
        ("36118008", "SCT", "Pneumothorax"), 1, True),
     _f("lung_mass", "Lung mass",
-       ("126713003", "SCT", "Mass of lung"), 2, True,
+       ("309529002", "SCT", "Lung mass"), 2, True,
        description="Lung lesion of 30 mm or more."),
     _f("thoracic_aortic_dilatation", "Thoracic aortic dilatation",
        ("433068007", "SCT", "Aneurysm of thoracic aorta"), 3, True,

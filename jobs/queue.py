@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Collection
 
 from jobs.types import Job, JobState
@@ -83,5 +84,5 @@ class JobQueue(abc.ABC):
         """Number of jobs per state, every state present."""
 
     @abc.abstractmethod
-    def find(self, study_uid: str) -> list[Job]:
+    def find(self, study_uid: str) -> builtins.list[Job]:
         """Every job of one study, newest first (spool clean-up, re-enqueue checks)."""

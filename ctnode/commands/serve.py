@@ -19,13 +19,16 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from ctnode.logging_setup import configure_logging
 
     settings = get_settings()
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api.host,
         port=port or settings.api.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep our handlers (JSON lines, no patient data)
     )
 
 

@@ -1,0 +1,86 @@
+"""The analyzer's stages in order, each timed: grid, anatomy, measures."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ctnode.settings import AnalyzerSettings
+from inference.analyzer.anatomy import lung_coverage_complete, segment_anatomy
+from inference.analyzer.aorta import aorta_measures, find_aorta
+from inference.analyzer.bone import bone_mask
+from inference.analyzer.calcium import aortic_calcium_measures, coronary_measures
+from inference.analyzer.grid import make_work_grid
+from inference.analyzer.heart import heart_mask, heart_measures, mediastinum
+from inference.analyzer.metal import metal_measures
+from inference.analyzer.nodules import (
+    extended_lungs,
+    find_lesions,
+    lesion_mask,
+    lesion_measures,
+)
+from inference.analyzer.parenchyma import density_measures, opacity_mask, opacity_measures
+from inference.analyzer.pleura import (
+    effusion_measures,
+    pneumothorax_mask,
+    pneumothorax_measures,
+)
+from inference.analyzer.spine import vertebral_bodies, vertebral_measures
+from inference.analyzer.types import Analysis, Measure
+from series_selector.types import HUVolume
+
+logger = logging.getLogger(__name__)
+
+
+def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
+    """Measure one chest CT volume. Raises NotChestError when no lungs are found."""
+    seconds: dict[str, float] = {}
+
+    def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        result = fn()
+        seconds[stage] = time.perf_counter() - t0
+        return result
+
+    grid = timed("grid", lambda: make_work_grid(volume, settings.work_spacing_mm,
+                                                settings.work_slice_mm))
+    anatomy = timed("anatomy", lambda: segment_anatomy(grid, settings))
+    measures: dict[str, Measure] = {}
+    ptx = timed("pneumothorax", lambda: pneumothorax_mask(grid, anatomy))
+    measures.update(pneumothorax_measures(grid, ptx))
+    measures.update(timed("density", lambda: density_measures(grid, anatomy, ptx)))
+    opacity = timed("opacity_mask", lambda: opacity_mask(grid, anatomy))
+    measures.update(timed("opacity", lambda: opacity_measures(grid, anatomy, opacity)))
+    spacing = grid.spacing_zyx
+    ext = timed("extended_lungs", lambda: extended_lungs(anatomy, spacing))
+    lesions = timed("nodules", lambda: find_lesions(grid, anatomy, settings, ext))
+    measures.update(lesion_measures(grid, lesions, settings))
+    med = timed("mediastinum", lambda: mediastinum(anatomy, ext))
+    lesion_voxels = lesion_mask(grid, lesions)
+    measures.update(timed("pleura", lambda: effusion_measures(grid, anatomy, med,
+                                                              lesion_voxels)))
+    measures.update(timed("metal", lambda: metal_measures(grid, anatomy)))
+    bone = timed("bone", lambda: bone_mask(grid.hu, anatomy.body, grid.voxel_ml))
+    spine = timed("spine", lambda: vertebral_bodies(grid, anatomy))
+    measures.update(timed("vertebrae", lambda: vertebral_measures(grid, anatomy, spine)))
+    heart, contrast = timed("heart", lambda: heart_mask(grid, anatomy, med, spine))
+    measures.update(timed("heart_measures",
+                          lambda: heart_measures(grid, anatomy, ext, heart, contrast)))
+    aorta, asc, desc = timed("aorta", lambda: find_aorta(grid, anatomy, med, spine, heart,
+                                                         contrast))
+    measures.update(aorta_measures(grid, aorta, asc, desc))
+    measures.update(timed("calcium", lambda: {
+        **coronary_measures(grid, heart, med, bone, aorta, contrast),
+        **aortic_calcium_measures(grid, aorta, bone, contrast)}))
+    apex, base = lung_coverage_complete(anatomy)
+    notes = list(anatomy.notes)
+    if not (apex and base):
+        notes.append("partial lung coverage: "
+                     + ", ".join(w for w, ok in (("apex", apex), ("base", base)) if not ok)
+                     + " outside the field of view")
+    logger.info("analysis stages (s): %s",
+                ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    return Analysis(grid=grid, anatomy=anatomy, measures=measures, stage_seconds=seconds,
+                    notes=tuple(notes))

@@ -1,0 +1,128 @@
+"""Thoracic aorta (approximate): ascending and descending cross-sections and diameters.
+
+On each slice the aorta is a round soft-tissue (or, enhanced, bright) disk; its
+radius is the largest inscribed circle (2-D distance transform) of
+non-fat, non-bone tissue where it is expected:
+- descending: left and in front of the vertebral body, within 50 mm of its
+  centre, on slices below the arch;
+- ascending: the anterior mediastinum right of the midline, on slices above
+  the heart's widest slice and below the arch.
+Thresholds: ascending >= 40 mm and descending >= 30 mm are dilated
+(Hiratzka et al., ACCF/AHA thoracic aortic disease guideline 2010; Erbel et al.,
+ESC aortic guideline 2014 normal values: ascending < 40, descending < 30 mm).
+The maximal diameter is the 75th percentile of the per-slice diameters, so
+the slices where the aorta merges with the heart or a branch do not decide.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from inference.analyzer.evidence import component_evidence
+from inference.analyzer.types import Anatomy, Measure, WorkGrid
+
+logger = logging.getLogger(__name__)
+
+SOFT_HU = (-30.0, 100.0)
+MIN_RADIUS_MM = 7.0
+MAX_RADIUS_MM = 35.0
+DISK_CANDIDATES = 8
+MIN_DELINEATION = 0.5
+PERCENTILE = 75.0
+"""Of the per-slice diameters: high enough for the maximal diameter, robust to the
+few slices where the aortic root or arch merges with the heart or a branch."""
+
+
+def find_aorta(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray, spine: np.ndarray,
+               heart: np.ndarray, contrast: bool
+               ) -> tuple[np.ndarray, list[float], list[float]]:
+    """(mask, ascending diameters, descending diameters) on the working grid."""
+    dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
+    hi = 600.0 if contrast else SOFT_HU[1]
+    tissue = (grid.hu >= SOFT_HU[0]) & (grid.hu <= hi)
+    mask = np.zeros(grid.shape, dtype=bool)
+    asc: list[float] = []
+    desc: list[float] = []
+    lung_slices = np.nonzero(anatomy.lungs.any(axis=(1, 2)))[0]
+    if lung_slices.size == 0:
+        return mask, asc, desc
+    heart_area = heart.sum(axis=(1, 2))
+    heart_mid = int(np.argmax(heart_area)) if heart_area.any() else None
+    yy, xx = np.ogrid[: grid.shape[1], : grid.shape[2]]
+    for k in lung_slices:
+        if not spine[k].any() or not med[k].any():
+            continue
+        sy, sx = (float(v.mean()) for v in np.nonzero(spine[k]))
+        sy_front = (np.nonzero(spine[k])[0].min() if anatomy.anterior_sign < 0
+                    else np.nonzero(spine[k])[0].max())
+        # Descending: left of and in front of (or beside) the vertebral body centre.
+        left = (xx - sx) * anatomy.left_sign > 0
+        ahead = (yy - sy) * anatomy.anterior_sign > -5.0 / dy
+        near = ((yy - sy) * dy) ** 2 + ((xx - sx) * dx) ** 2 <= 55.0 ** 2
+        roi = tissue[k] & med[k] & ~spine[k] & ~heart[k] & left & ahead & near
+        r, c = _largest_disk(roi, dy, dx, tissue[k] & ~spine[k])
+        if MIN_RADIUS_MM <= r <= MAX_RADIUS_MM:
+            desc.append(2.0 * r)
+            mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
+        # Ascending: above the heart's widest slice, front half, right of the spine.
+        above = heart_mid is not None and (k - heart_mid) * anatomy.cranial_sign > 0
+        if above and heart[k].sum() < 0.5 * heart_area.max():
+            right = (xx - sx) * anatomy.left_sign < 10.0 / dx
+            front = (yy - sy_front) * anatomy.anterior_sign > 15.0 / dy
+            roi = tissue[k] & med[k] & front
+            # The disk may cross the midline; its centre lies right of it (the
+            # pulmonary trunk, of similar size, is on the left).
+            r, c = _largest_disk(roi, dy, dx, tissue[k], centre_ok=right)
+            if MIN_RADIUS_MM <= r <= MAX_RADIUS_MM:
+                asc.append(2.0 * r)
+                mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
+    return mask, asc, desc
+
+
+def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,
+                  centre_ok: np.ndarray | None = None) -> tuple[float, tuple[int, int]]:
+    """Radius (mm) and centre of the largest delineated disk inside ``roi``.
+
+    Delineated: at least half of a ring 2-4 mm outside the disk is fat, lung
+    or air. Without contrast the aorta touching other soft tissue without a
+    fat plane cannot be told apart from it, and a made-up diameter is worse
+    than none.
+    """
+    if not roi.any():
+        return 0.0, (0, 0)
+    dist = ndi.distance_transform_edt(roi, sampling=(dy, dx))
+    ok = (dist >= MIN_RADIUS_MM) & (dist == ndi.maximum_filter(dist, size=3))
+    if centre_ok is not None:
+        ok &= np.broadcast_to(centre_ok, ok.shape)
+    peaks = np.argwhere(ok)
+    if peaks.size == 0:
+        return 0.0, (0, 0)
+    order = np.argsort(-dist[tuple(peaks.T)])[:DISK_CANDIDATES]
+    yy, xx = np.ogrid[: roi.shape[0], : roi.shape[1]]
+    for cy, cx in peaks[order]:
+        r = float(dist[cy, cx])
+        d = np.sqrt(((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2)
+        ring = (d >= r + 2.0) & (d <= r + 4.0)
+        if ring.any() and float((~tissue[ring]).mean()) >= MIN_DELINEATION:
+            return r, (int(cy), int(cx))
+    return 0.0, (0, 0)
+
+
+def aorta_measures(grid: WorkGrid, mask: np.ndarray, asc: list[float],
+                   desc: list[float]) -> dict[str, Measure]:
+    """Maximal ascending and descending diameters (75th percentile of slices)."""
+    ev = (component_evidence(grid, mask, "aorta (approximate)"),) if mask.any() else ()
+    out: dict[str, Measure] = {}
+    for name, vals, what in (("ascending_aorta_diameter", asc, "ascending"),
+                             ("descending_aorta_diameter", desc, "descending")):
+        if len(vals) >= 3:
+            out[name] = Measure(name, float(np.percentile(vals, PERCENTILE)), "mm",
+                                f"maximal {what} aortic diameter (75th percentile of slices)", ev)
+        else:
+            out[name] = Measure(name, None, "mm", f"maximal {what} aortic diameter",
+                                note=f"{what} aorta not delineated on 3 or more slices "
+                                "(without contrast it needs a fat plane around it)")
+    return out

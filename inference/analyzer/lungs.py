@@ -1,0 +1,140 @@
+"""Left and right lung from threshold and connected components (Hu et al. 2001).
+
+Hu S, Hoffman EA, Reinhardt JM. Automatic lung segmentation for accurate
+quantitation of volumetric X-ray CT images. IEEE TMI 2001;20:490-498: threshold
+the air-containing voxels inside the body, drop the airway, keep the large
+components, separate left from right where they touch, then smooth to take in
+the vessels. Gas in the bowel or stomach is told apart from lung by density:
+lung parenchyma holds vessels and interstitium (mean about -850 HU), free gas
+is almost all below -970 HU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from inference.analyzer.morphology import ball_mm, crop_box, disk, fill_holes_2d
+
+logger = logging.getLogger(__name__)
+
+GAS_HU = -970.0
+MAX_GAS_FRACTION = 0.35
+"""A component with more than this fraction below -970 HU is free gas, not lung.
+
+Measured: normal lung ~1 %, the bowel gas of the TotalSegmentator abdomen case
+45-57 %; even very severe emphysema (LAA%-950 ~40 %) stays near 25 %.
+"""
+GAS_MAX_ML = 800.0
+"""Gas pockets above this size are kept as lung: an emphysematous lung is larger."""
+MIN_COMPONENT_ML = 5.0
+
+
+def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold_hu: float,
+                 voxel_ml: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(aerated lung, free gas pockets, notes).
+
+    Free gas pockets are air components without lung structure: bowel or
+    stomach gas, or a pneumothorax separated from the lung by its pleura (the
+    pleura stage tells them apart by position).
+    """
+    air = (hu < threshold_hu) & body
+    if airway.any():
+        air &= ~ndi.binary_dilation(airway, iterations=1)
+    labels, n = ndi.label(air)
+    if n == 0:
+        return np.zeros_like(air), np.zeros_like(air), ()
+    sizes = np.bincount(labels.ravel())
+    gas = np.bincount(labels.ravel(), weights=(hu < GAS_HU).ravel())
+    keep = np.zeros(n + 1, dtype=bool)
+    free = np.zeros(n + 1, dtype=bool)
+    notes: list[str] = []
+    largest = sizes[1:].max()
+    for lab in range(1, n + 1):
+        ml = sizes[lab] * voxel_ml
+        if ml < MIN_COMPONENT_ML or sizes[lab] < 0.02 * largest:
+            continue
+        if gas[lab] / sizes[lab] > MAX_GAS_FRACTION and ml < GAS_MAX_ML:
+            notes.append(f"a {ml:.0f} ml air component is free gas, not lung")
+            free[lab] = True
+            continue
+        keep[lab] = True
+    return keep[labels], free[labels], tuple(notes)
+
+
+def split_left_right(aerated: np.ndarray, body: np.ndarray, left_sign: int
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Split aerated lung into (left, right); says how it was split.
+
+    The lungs often touch at the anterior junction line. Eroding a few times
+    separates them; every voxel then goes to the nearer of the two cores.
+    Failing that, the body midline of each slice splits them.
+    """
+    structure = ndi.generate_binary_structure(3, 1)
+    core = aerated
+    for it in range(0, 6):
+        if it:
+            core = ndi.binary_erosion(core, structure=structure)
+        labels, n = ndi.label(core)
+        if n >= 2:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            a, b = np.argsort(sizes)[::-1][:2]
+            if sizes[b] >= 0.15 * sizes[a]:
+                markers = np.where(labels == a, 1, np.where(labels == b, 2, 0))
+                nearest = _nearest_label(markers)
+                one, two = aerated & (nearest == 1), aerated & (nearest == 2)
+                return (*_order_lr(one, two, left_sign), f"split by erosion ({it})")
+        if n == 0:
+            break
+    # One lung only, or lungs that do not come apart: split at the body midline.
+    cols = np.arange(aerated.shape[2])
+    mid = np.zeros(aerated.shape, dtype=bool)
+    for k in range(aerated.shape[0]):
+        xs = np.nonzero(body[k].any(axis=0))[0]
+        if xs.size:
+            mid[k] = (cols >= (xs[0] + xs[-1]) / 2.0)[None, :]
+    one, two = aerated & mid, aerated & ~mid
+    return (*_order_lr(one, two, left_sign), "split at the body midline")
+
+
+def _nearest_label(markers: np.ndarray) -> np.ndarray:
+    """Each voxel takes the label of its nearest marker voxel."""
+    _, idx = ndi.distance_transform_edt(markers == 0, return_indices=True)
+    return markers[tuple(idx)]
+
+
+def _order_lr(a: np.ndarray, b: np.ndarray, left_sign: int) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) of two masks, by mean column and the grid's left direction."""
+    xa = np.nonzero(a)[2].mean() if a.any() else 0.0
+    xb = np.nonzero(b)[2].mean() if b.any() else 0.0
+    a_is_left = (xa > xb) == (left_sign > 0)
+    return (a, b) if a_is_left else (b, a)
+
+
+def lung_region(aerated_side: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """One lung with the vessels and small nodules it encloses (closing + hole filling).
+
+    A 3-D closing of ~5 mm takes in vessels and airway walls; slice-wise hole
+    filling takes in what the lung surrounds completely.
+    """
+    if not aerated_side.any():
+        return aerated_side
+    box = crop_box(aerated_side, margin=6)
+    assert box is not None
+    sub = aerated_side[box]
+    ball = ball_mm(5.0, spacing_zyx)
+    pz, py, px = (n // 2 + 1 for n in ball.shape)
+    closed = ndi.binary_closing(np.pad(sub, ((pz, pz), (py, py), (px, px))), structure=ball)
+    closed = closed[pz:-pz, py:-py, px:-px]
+    closed = fill_holes_2d(closed | sub)
+    out = np.zeros_like(aerated_side)
+    out[box] = closed
+    return out
+
+
+def smooth_region(region: np.ndarray, radius: int) -> np.ndarray:
+    """Slice-wise closing by a disk (used to take in juxtapleural nodules)."""
+    return ndi.binary_closing(region, structure=disk(radius))

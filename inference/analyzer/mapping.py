@@ -1,0 +1,237 @@
+"""From measurements to finding probabilities: one documented rule per finding.
+
+Every rule maps a measurement through a logistic curve
+``p = 1 / (1 + exp(-(x - threshold) / scale))``: probability 0.5 at the
+literature threshold (a setting in ``AnalyzerSettings``), ``scale`` the width
+over which the evidence turns from weak to strong (p = 0.12 two scales below
+the threshold, 0.88 two scales above). Scales are set
+from the measurement's own uncertainty (noise, partial volume, kernel),
+stated per rule, not fitted to any case.
+
+Sources of the thresholds:
+- Emphysema: LAA%-950 > 6 % (Gevenois et al., AJRCCM 1996; upper limit of
+  normal in never-smokers about 5-6 %, Mets et al., Eur Radiol 2012; COPDGene
+  uses >= 5 %). Scale 1.5 % (kernel / thickness change LAA% by 1-3 points,
+  Boedeker et al., Radiology 2004).
+- Lung opacity: no published volumetric threshold for "any opacity"; from
+  phantom physics: a single 10 mm ground-glass focus is ~0.5 ml, ~0.01 % of a
+  5 l lung, so 1 % (~50 ml) of vessel-suppressed -700..+50 HU is an unambiguous
+  abnormal amount while normal lungs after vessel suppression show < 0.3 %
+  (dependent density, residual hilar vessels). Scale 0.35 %.
+- Consolidation: the largest connected vessel-suppressed -300..+50 HU region.
+  Threshold 10 ml (a ~27 mm sphere, segmental scale: smaller dense foci are
+  read as nodules, Hansell et al., Fleischner glossary 2008). Scale 3 ml: on
+  5 mm soft-kernel slices the partial-volume-blurred hilar vessels that survive
+  vessel suppression form blobs of up to ~6 ml (measured on the real
+  Lung-PET-CT-Dx case), which this keeps below p = 0.2.
+- Lung nodule / mass: the candidate's shape score (``nodules.py``: isolation,
+  elongation, lung contact, size >= 4 mm or 1.5 slices) is the probability;
+  >= 30 mm mean axial diameter is a mass (Fleischner glossary).
+- Pleural effusion: fluid volume, 20 ml at p = 0.5, scale 6 ml (CT shows
+  effusions from ~10 ml; below ~20 ml the partial-volume rim of the
+  costophrenic sulci competes).
+- Pneumothorax: free air volume, 10 ml at p = 0.5, scale 3 ml (a 2 mm rim
+  over one lung's anterior surface is ~10-20 ml).
+- Medical material: metal (> 2500 HU) volume, 0.05 ml at p = 0.5 (a sternal
+  wire or pacemaker lead segment), scale 0.015 ml.
+- Coronary calcification: Agatston score > 0 is disease (Agatston 1990;
+  CAC-DRS, Hecht et al. 2018); on a log scale, p = 0.5 at 5, so that single
+  noise specks (score ~1-2 on thin noisy slices) stay below 0.5.
+- Arterial wall calcification: aortic wall calcium volume, 0.02 ml at p = 0.5
+  (a 3 mm plaque is 0.014 ml), scale 0.007 ml.
+- Cardiomegaly: axial cardiothoracic ratio, 0.5 at p = 0.5, scale 0.025.
+- Pericardial effusion: fluid thickness >= 4 mm (normal pericardium <= 2 mm,
+  Bogaert & Francone 2013), scale 1 mm.
+- Thoracic aortic dilatation: ascending >= 40 mm (scale 2 mm) or descending
+  >= 30 mm (scale 1.5 mm), the larger probability.
+- Low vertebral bone density: trabecular HU <= 110 (Pickhardt 2013), scale
+  15 HU (p = 0.88 at 80 HU, 0.12 at 140 HU).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ctnode.settings import AnalyzerSettings
+from inference.analyzer.mapping_math import logistic
+from inference.analyzer.types import Analysis, Measure
+from inference.findings import FINDING_KEYS
+from inference.types import Evidence, FindingResult, Measurement
+
+
+def to_measurement(m: Measure) -> Measurement | None:
+    """An ``inference.types.Measurement`` (None when the value is missing)."""
+    if m.value is None:
+        return None
+    return Measurement(m.name, float(m.value), m.unit, m.description)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How one finding is scored: which measures it reads and its probability function."""
+
+    key: str
+    measures: tuple[str, ...]
+    score: Callable[[Analysis, AnalyzerSettings], float | None]
+    why: str
+
+
+def _val(a: Analysis, name: str) -> float | None:
+    return a.value(name)
+
+
+def _emphysema(a: Analysis, s: AnalyzerSettings) -> float | None:
+    laa = _val(a, "laa950")
+    return None if laa is None else logistic(laa, s.emphysema_laa950_pct, 1.5)
+
+
+def _opacity(a: Analysis, s: AnalyzerSettings) -> float | None:
+    f = _val(a, "opacity_fraction")
+    return None if f is None else logistic(f, s.opacity_fraction_pct, 0.35)
+
+
+def _consolidation(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "consolidation_largest")
+    return None if v is None else logistic(v, s.consolidation_ml, 3.0)
+
+
+def _lesion(name: str) -> Callable[[Analysis, AnalyzerSettings], float | None]:
+    def score(a: Analysis, s: AnalyzerSettings) -> float | None:
+        v = _val(a, f"{name}_score")
+        return None if v is None else float(min(1.0, max(0.0, v)))
+    return score
+
+
+def _effusion(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "pleural_effusion_volume")
+    return None if v is None else logistic(v, s.effusion_ml, 6.0)
+
+
+def _pneumothorax(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "pneumothorax_volume")
+    return None if v is None else logistic(v, s.pneumothorax_ml, 3.0)
+
+
+def _metal(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "metal_volume")
+    return None if v is None else logistic(v, 0.05, 0.015)
+
+
+def _coronary(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "coronary_agatston")
+    return None if v is None else logistic(math.log1p(v), math.log1p(5.0), 0.5)
+
+
+def _aortic_calcium(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "aortic_calcium_volume")
+    return None if v is None else logistic(v, 0.02, 0.007)
+
+
+def _cardiomegaly(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "cardiothoracic_ratio")
+    return None if v is None else logistic(v, s.cardiothoracic_ratio, 0.025)
+
+
+def _pericardial(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "pericardial_fluid_thickness")
+    return None if v is None else logistic(v, 4.0, 1.0)
+
+
+def _aorta(a: Analysis, s: AnalyzerSettings) -> float | None:
+    asc = _val(a, "ascending_aorta_diameter")
+    desc = _val(a, "descending_aorta_diameter")
+    ps = []
+    if asc is not None:
+        ps.append(logistic(asc, s.ascending_aorta_mm, 2.0))
+    if desc is not None:
+        ps.append(logistic(desc, s.descending_aorta_mm, 1.5))
+    return max(ps) if ps else None
+
+
+def _bone(a: Analysis, s: AnalyzerSettings) -> float | None:
+    v = _val(a, "vertebral_trabecular_hu")
+    return None if v is None else logistic(s.vertebral_hu - v, 0.0, 15.0)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("emphysema", ("laa950", "laa910", "perc15", "laa_largest_cluster", "image_noise"),
+         _emphysema,
+         "LAA%-950 against the 6 % upper limit of normal"),
+    Rule("lung_opacity", ("opacity_fraction", "ggo_fraction", "ggo_fraction_left",
+                          "ggo_fraction_right", "ggo_volume"), _opacity,
+         "vessel-suppressed -700..+50 HU fraction of the lungs"),
+    Rule("consolidation", ("consolidation_largest", "consolidation_volume",
+                           "consolidation_fraction",
+                           "consolidation_fraction_left", "consolidation_fraction_right"),
+         _consolidation, "largest vessel-suppressed -300..+50 HU region"),
+    Rule("lung_nodule", ("nodule_score", "nodule_diameter", "nodule_volume", "nodule_count"),
+         _lesion("nodule"), "isolated dense blob of 4-30 mm"),
+    Rule("lung_mass", ("mass_score", "mass_diameter", "mass_volume", "mass_count"),
+         _lesion("mass"), "isolated dense lesion of 30 mm or more"),
+    Rule("pleural_effusion", ("pleural_effusion_volume", "pleural_effusion_volume_left",
+                              "pleural_effusion_volume_right"), _effusion,
+         "fluid volume against the lung"),
+    Rule("pneumothorax", ("pneumothorax_volume",), _pneumothorax,
+         "free air volume along the chest wall"),
+    Rule("medical_material", ("metal_volume",), _metal, "metal-density volume"),
+    Rule("coronary_artery_wall_calcification", ("coronary_agatston", "coronary_calcium_volume",
+                                                "image_noise"),
+         _coronary, "Agatston-style coronary calcium score"),
+    Rule("arterial_wall_calcification", ("aortic_calcium_volume",), _aortic_calcium,
+         "aortic wall calcium volume"),
+    Rule("cardiomegaly", ("cardiothoracic_ratio", "heart_width", "thoracic_width",
+                          "heart_volume"), _cardiomegaly, "axial cardiothoracic ratio"),
+    Rule("pericardial_effusion", ("pericardial_fluid_thickness",), _pericardial,
+         "fluid thickness around the heart"),
+    Rule("thoracic_aortic_dilatation", ("ascending_aorta_diameter",
+                                        "descending_aorta_diameter"), _aorta,
+         "maximal ascending / descending aortic diameter"),
+    Rule("low_vertebral_bone_density", ("vertebral_trabecular_hu",), _bone,
+         "trabecular attenuation of the lowest vertebral bodies"),
+)
+
+NOT_ASSESSED: dict[str, str] = {
+    "hiatal_hernia": "not assessed: needs oesophagus/stomach segmentation the analyzer "
+    "does not do reliably",
+    "lymphadenopathy": "not assessed: short-axis node size needs node segmentation, "
+    "which thresholds cannot separate from vessels without contrast",
+    "atelectasis": "not assessed: volume loss cannot be told from consolidation by density",
+    "pulmonary_fibrotic_sequela": "not assessed: reticulation needs texture analysis",
+    "mosaic_attenuation_pattern": "not assessed: needs regional density texture analysis",
+    "peribronchial_thickening": "not assessed: needs airway wall measurement",
+    "bronchiectasis": "not assessed: needs airway-artery ratio measurement",
+    "interlobular_septal_thickening": "not assessed: septa are below the working resolution",
+}
+
+
+def assessed_keys(rules: tuple[Rule, ...] = RULES) -> tuple[str, ...]:
+    """Keys the rules score, in vocabulary order."""
+    keys = {r.key for r in rules}
+    return tuple(k for k in FINDING_KEYS if k in keys)
+
+
+def map_findings(a: Analysis, s: AnalyzerSettings,
+                 rules: tuple[Rule, ...] = RULES) -> tuple[FindingResult, ...]:
+    """One FindingResult per vocabulary finding; unassessable ones have probability None."""
+    by_key = {r.key: r for r in rules}
+    out: list[FindingResult] = []
+    for key in FINDING_KEYS:
+        rule = by_key.get(key)
+        if rule is None:
+            note = NOT_ASSESSED.get(key, "not assessed by this version of the analyzer")
+            out.append(FindingResult(key=key, probability=None, note=note))
+            continue
+        measures = [a.measures[n] for n in rule.measures if n in a.measures]
+        p = rule.score(a, s)
+        meas = tuple(m for m in (to_measurement(x) for x in measures) if m is not None)
+        evidence: tuple[Evidence, ...] = tuple(e for x in measures for e in x.evidence)
+        notes = [x.note for x in measures if x.note]
+        if p is None:
+            note = "not assessed: " + ("; ".join(notes) or "its measurement was not possible")
+            out.append(FindingResult(key=key, probability=None, measurements=meas, note=note))
+            continue
+        out.append(FindingResult(key=key, probability=float(p), measurements=meas,
+                                 evidence=evidence, note="; ".join([rule.why, *notes])))
+    return tuple(out)

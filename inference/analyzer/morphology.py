@@ -1,0 +1,90 @@
+"""Small morphology helpers shared by the anatomy modules (work-grid voxels)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def disk(radius: int) -> np.ndarray:
+    """A 2-D disk structuring element lifted to 3-D (1, 2r+1, 2r+1): acts slice by slice."""
+    r = max(0, int(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (yy * yy + xx * xx <= r * r)[None]
+
+
+def ellipsoid(rz: int, ry: int, rx: int) -> np.ndarray:
+    """A 3-D ellipsoid structuring element with semi-axes in voxels (0 allowed)."""
+    zz, yy, xx = np.mgrid[-rz:rz + 1, -ry:ry + 1, -rx:rx + 1]
+    return ((zz / max(rz, 0.5)) ** 2 + (yy / max(ry, 0.5)) ** 2
+            + (xx / max(rx, 0.5)) ** 2) <= 1.0
+
+
+def ball_mm(radius_mm: float, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """An ellipsoid that is a ball of ``radius_mm`` in physical space on this grid."""
+    dz, dy, dx = spacing_zyx
+    return ellipsoid(int(round(radius_mm / dz)), int(round(radius_mm / dy)),
+                     int(round(radius_mm / dx)))
+
+
+def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
+    """Fill holes slice by slice (a hole = background not reaching the slice border)."""
+    out = np.empty_like(mask)
+    for k in range(mask.shape[0]):
+        out[k] = ndi.binary_fill_holes(mask[k])
+    return out
+
+
+def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected component (empty mask stays empty)."""
+    labels, n = ndi.label(mask, structure=structure)
+    if n == 0:
+        return np.zeros_like(mask)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def crop_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
+    """Slices of the bounding box of ``mask`` grown by ``margin``; None if empty."""
+    idx = np.nonzero(mask.any(axis=(1, 2)))[0]
+    if idx.size == 0:
+        return None
+    iy = np.nonzero(mask.any(axis=(0, 2)))[0]
+    ix = np.nonzero(mask.any(axis=(0, 1)))[0]
+    return (
+        slice(max(0, idx[0] - margin), min(mask.shape[0], idx[-1] + 1 + margin)),
+        slice(max(0, iy[0] - margin), min(mask.shape[1], iy[-1] + 1 + margin)),
+        slice(max(0, ix[0] - margin), min(mask.shape[2], ix[-1] + 1 + margin)),
+    )
+
+
+def close_ball(mask: np.ndarray, radius_mm: float, spacing_zyx: tuple[float, float, float],
+               coarse_mm: float = 4.0) -> np.ndarray:
+    """3-D closing by a ball of ``radius_mm``, via distance transforms on a coarse grid.
+
+    A ball of 30 mm has ~10^4 voxels, too many for a structuring element; two
+    Euclidean distance transforms do the same in linear time. The closing is
+    computed on blocks of about ``coarse_mm`` (a block is set when most of its
+    voxels are) and brought back; the result always contains ``mask``.
+    """
+    box = crop_box(mask)
+    if box is None:
+        return mask.copy()
+    sub = mask[box]
+    f = tuple(max(1, int(round(coarse_mm / s))) for s in spacing_zyx)
+    shape = tuple(-(-n // k) for n, k in zip(sub.shape, f, strict=True))
+    padded = np.zeros(tuple(n * k for n, k in zip(shape, f, strict=True)), dtype=bool)
+    padded[: sub.shape[0], : sub.shape[1], : sub.shape[2]] = sub
+    coarse = padded.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2]).mean(
+        axis=(1, 3, 5)) >= 0.5
+    csp = tuple(s * k for s, k in zip(spacing_zyx, f, strict=True))
+    pad = tuple(int(radius_mm // s) + 2 for s in csp)
+    cp = np.pad(coarse, [(p, p) for p in pad])
+    dilated = ndi.distance_transform_edt(~cp, sampling=csp) <= radius_mm
+    closed = ndi.distance_transform_edt(dilated, sampling=csp) > radius_mm
+    closed = closed[pad[0]:-pad[0], pad[1]:-pad[1], pad[2]:-pad[2]]
+    full = np.repeat(np.repeat(np.repeat(closed, f[0], 0), f[1], 1), f[2], 2)
+    out = np.zeros_like(mask)
+    out[box] = full[: sub.shape[0], : sub.shape[1], : sub.shape[2]] | sub
+    return out

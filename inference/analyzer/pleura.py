@@ -1,0 +1,211 @@
+"""Pleural space: effusion (fluid outside the lung) and pneumothorax (free air).
+
+- Effusion: water-density tissue (about -10..+30 HU; transudates 0-20 HU,
+  exudates up to ~30, Nandalur et al., AJR 2005) lying against the lung on
+  its chest-wall side, thick enough (opening 4 mm) not to be the partial-volume
+  rim of the lung/chest wall interface, measured as a volume. Muscle
+  (40-60 HU) and the liver without contrast (50-65 HU) are above the band.
+- Pneumothorax: gas without lung structure (below -970 HU on the ~2 mm
+  working grid, where parenchyma and its vessels average -850) along the
+  outer lung surface. Paraseptal emphysema and bullae are gas at the surface
+  too; the note says so when LAA%-950 is high.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from inference.analyzer.evidence import component_evidence
+from inference.analyzer.morphology import ball_mm, disk
+from inference.analyzer.types import Anatomy, Measure, WorkGrid
+from inference.types import Evidence
+
+logger = logging.getLogger(__name__)
+
+FLUID_HU = (-10.0, 30.0)
+GAS_HU = -970.0
+EDGE_HU = -900.0
+MIN_EFFUSION_ML = 2.0
+MIN_PNEUMOTHORAX_ML = 3.0
+WALL_LAYER_MM = 12.0
+MIN_WALL_CONTACT = 0.33
+"""Fraction of a gas layer's surface on the wall: phantom pneumothoraces 0.4-0.6,
+upper/lower/diffuse emphysema clusters next to the pleura 0.14-0.28."""
+WALL_CONTACT_MM = 5.0
+"""Surface voxels this close to the chest wall touch it (the partial-volume rim
+of the pleura keeps a voxel or two of lung density between them)."""
+MAX_DEPTH_FRACTION = 0.45
+"""Mean front-to-back position (0 anterior, 1 posterior) of a pneumothorax in a
+supine patient: it collects anteriorly (the deep sulcus / anterior air signs)."""
+MIN_WALL_FRACTION = 0.45
+"""A pneumothorax lies on the wall (phantom: ~60 % of its gas within 12 mm of it);
+emphysema is spread through the lung, of which ~25 % lies that close."""
+MAX_MEDIASTINAL_FRACTION = 0.5
+
+
+def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
+                  lesions: np.ndarray) -> np.ndarray:
+    """Fluid-density voxels outside the lung that lie on its chest-wall surface.
+
+    ``lesions`` (a mass is water-dense too) are never fluid.
+    """
+    spacing = grid.spacing_zyx
+    # ~1.5 mm smoothing: the fluid band is 40 HU wide, about two noise SDs.
+    smooth = ndi.gaussian_filter(grid.hu, sigma=[max(0.3, 1.5 / d) for d in spacing])
+    fluid = (anatomy.body & ~anatomy.lungs & ~lesions
+             & (smooth >= FLUID_HU[0]) & (smooth <= FLUID_HU[1]))
+    fluid = ndi.binary_opening(fluid, structure=ball_mm(4.0, spacing))
+    # Only what touches the lung: a layer grown from the lung surface outwards.
+    near_lung = ndi.binary_dilation(anatomy.lungs, structure=disk(2))
+    labels, n = ndi.label(fluid)
+    if n == 0:
+        return fluid
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    touch = np.bincount(labels.ravel(), weights=(near_lung & fluid).ravel(), minlength=n + 1)
+    # Pleural fluid lies between lung and chest wall: mostly outside the hull of
+    # the lungs (the mediastinum: oesophagus, nodes, heart) and on slices that
+    # show lung (below them: stomach, bowel, ascites).
+    not_pleural = _lung_hull(anatomy) | mediastinum
+    inside = np.bincount(labels.ravel(), weights=(not_pleural & fluid).ravel(), minlength=n + 1)
+    keep = (touch > 0) & (inside <= MAX_MEDIASTINAL_FRACTION * size)
+    keep[0] = False
+    return keep[labels]
+
+
+def _lung_hull(anatomy: Anatomy) -> np.ndarray:
+    """Per slice, the convex hull of the lungs; whole slices where no lung shows."""
+    from skimage.morphology import convex_hull_image
+
+    hull = np.ones_like(anatomy.lungs)
+    lungs = anatomy.lungs
+    for k in np.nonzero(lungs.any(axis=(1, 2)))[0]:
+        hull[k] = convex_hull_image(lungs[k]) & ~lungs[k]
+    return hull
+
+
+def effusion_measures(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
+                      lesions: np.ndarray) -> dict[str, Measure]:
+    """Pleural fluid volume per side and the largest collection as evidence."""
+    fluid = pleural_fluid(grid, anatomy, mediastinum, lesions)
+    ml = grid.voxel_ml
+    out: dict[str, Measure] = {}
+    labels, n = ndi.label(fluid)
+    sizes = np.bincount(labels.ravel()) * ml if n else np.zeros(1)
+    keep = sizes >= MIN_EFFUSION_ML
+    keep[0] = False
+    fluid = keep[labels]
+    # Side: nearer lung by the column of each collection's centroid.
+    left_col = np.nonzero(anatomy.lung_left)[2].mean() if anatomy.lung_left.any() else 0
+    right_col = np.nonzero(anatomy.lung_right)[2].mean() if anatomy.lung_right.any() else 0
+    vol = {"left": 0.0, "right": 0.0}
+    evidence = []
+    for lab in np.nonzero(keep)[0]:
+        comp = labels == lab
+        col = np.nonzero(comp)[2].mean()
+        side = "left" if abs(col - left_col) < abs(col - right_col) else "right"
+        vol[side] += float(sizes[lab])
+        evidence.append((float(sizes[lab]), comp, side))
+    evidence.sort(key=lambda e: -e[0])
+    ev = tuple(component_evidence(grid, comp, f"{side} pleural fluid collection")
+               for _, comp, side in evidence[:2])
+    out["pleural_effusion_volume"] = Measure(
+        "pleural_effusion_volume", vol["left"] + vol["right"], "ml",
+        "pleural fluid (-10..+30 HU) against the lung", ev)
+    out["pleural_effusion_volume_left"] = Measure(
+        "pleural_effusion_volume_left", vol["left"], "ml", "left pleural fluid")
+    out["pleural_effusion_volume_right"] = Measure(
+        "pleural_effusion_volume_right", vol["right"], "ml", "right pleural fluid")
+    return out
+
+
+def pneumothorax_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
+    """Free pleural air: structureless gas layered on the chest wall, in or apart from the lung."""
+    lungs = anatomy.lungs
+    smooth = ndi.gaussian_filter(grid.hu, sigma=[max(0.3, 1.5 / d) for d in grid.spacing_zyx])
+    gas = lungs & (smooth < GAS_HU)
+    gas = ndi.binary_opening(gas, structure=ball_mm(2.5, grid.spacing_zyx))
+    # Outer layer: lung within 12 mm of the tissue around it (the smoothed gas
+    # stops short of the partial-volume rim at the chest wall).
+    outside = anatomy.body & ~lungs
+    wall_dist = ndi.distance_transform_edt(~outside, sampling=grid.spacing_zyx)
+    surface = lungs & (wall_dist <= WALL_LAYER_MM)
+    ml = grid.voxel_ml
+    out = np.zeros_like(lungs)
+    labels, n = ndi.label(gas)
+    if n:
+        sizes = np.bincount(labels.ravel(), minlength=n + 1) * ml
+        on_surface = np.bincount(labels.ravel(), weights=surface.ravel(), minlength=n + 1) * ml
+        # A layer on the chest wall, not emphysema spread through the lung.
+        keep = (sizes >= MIN_PNEUMOTHORAX_ML) & (on_surface >= MIN_WALL_FRACTION * sizes)
+        keep[0] = False
+        # Supine, free air rises to the anterior (non-dependent) pleural space;
+        # emphysema is spread front to back.
+        rows = np.nonzero(lungs.any(axis=(0, 2)))[0]
+        if rows.size:
+            depth = np.arange(lungs.shape[1], dtype=float)
+            front, back = (rows[0], rows[-1]) if anatomy.anterior_sign < 0 else (rows[-1], rows[0])
+            rel = (depth - front) / max(float(back - front), 1.0)  # 0 front, 1 back
+            rel3 = np.broadcast_to(rel[None, :, None], lungs.shape)
+            mean_rel = (np.bincount(labels.ravel(), weights=rel3.ravel(), minlength=n + 1)
+                        / np.maximum(np.bincount(labels.ravel(), minlength=n + 1), 1))
+            keep &= mean_rel <= MAX_DEPTH_FRACTION
+        cand = keep[labels]
+        if cand.any():
+            # Take back the layer's edges that the smoothing and opening shaved off.
+            cand = ndi.binary_dilation(cand, iterations=3, mask=lungs & (smooth < EDGE_HU))
+            out |= _on_the_wall(cand, wall_dist <= WALL_CONTACT_MM)
+    # Gas pockets apart from the lung but lying on it, within the lungs' height:
+    # a pneumothorax behind its visceral pleura (bowel gas lies under the diaphragm).
+    lung_z = np.nonzero(lungs.any(axis=(1, 2)))[0]
+    glabels, gn = ndi.label(anatomy.free_gas)
+    if gn and lung_z.size:
+        near = ndi.binary_dilation(lungs, structure=disk(2))
+        on_lung = np.bincount(glabels.ravel(), weights=near.ravel(), minlength=gn + 1)
+        sizes = np.bincount(glabels.ravel(), minlength=gn + 1) * ml
+        lowest = lung_z[0] + 0.15 * (lung_z[-1] - lung_z[0])
+        highest = lung_z[-1] - 0.15 * (lung_z[-1] - lung_z[0])
+        for lab, sl in enumerate(ndi.find_objects(glabels), start=1):
+            if sl is None or on_lung[lab] < 3 or sizes[lab] < MIN_PNEUMOTHORAX_ML:
+                continue
+            centre_z = (sl[0].start + sl[0].stop - 1) / 2.0
+            basal = centre_z < lowest if anatomy.cranial_sign > 0 else centre_z > highest
+            if not basal:
+                out |= glabels == lab
+    return out
+
+
+def _on_the_wall(cand: np.ndarray, near_wall: np.ndarray) -> np.ndarray:
+    """Components whose surface lies on the chest wall for a good part (a pleural layer).
+
+    Free air is bounded by the parietal pleura on one side and the lung on the
+    other: ~half of its surface touches the wall. Subpleural emphysema or bullae
+    touch it over a small part of theirs.
+    """
+    labels, n = ndi.label(cand)
+    if n == 0:
+        return cand
+    surface = cand & ~ndi.binary_erosion(cand)
+    wall = surface & near_wall
+    n_surface = np.bincount(labels.ravel(), weights=surface.ravel(), minlength=n + 1)
+    n_wall = np.bincount(labels.ravel(), weights=wall.ravel(), minlength=n + 1)
+    keep = n_wall >= MIN_WALL_CONTACT * np.maximum(n_surface, 1)
+    keep[0] = False
+    logger.debug("wall contact of gas layers: %s",
+                 np.round(n_wall[1:] / np.maximum(n_surface[1:], 1), 2))
+    return keep[labels]
+
+
+def pneumothorax_measures(grid: WorkGrid, ptx: np.ndarray) -> dict[str, Measure]:
+    """Volume of free pleural air and its largest collection as evidence."""
+    labels, n = ndi.label(ptx)
+    ev: tuple[Evidence, ...] = ()
+    if n:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        ev = (component_evidence(grid, labels == int(np.argmax(sizes)), "free pleural air"),)
+    return {"pneumothorax_volume": Measure(
+        "pneumothorax_volume", float(ptx.sum()) * grid.voxel_ml, "ml",
+        "gas below -970 HU without lung structure layered on the chest wall", ev)}

@@ -1,0 +1,131 @@
+"""Intermediate results of the analyzer: the working grid, the anatomy, the measures.
+
+These stay inside ``inference.analyzer`` (the model turns them into
+``inference.types`` objects), but they are still frozen so that a stage cannot
+change what an earlier stage produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.types import Evidence
+from series_selector.types import HUVolume
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WorkGrid:
+    """A block-averaged copy of the volume for anatomy, and how it maps back.
+
+    Anatomy (masks, components, distances) does not need 0.7 mm voxels; working
+    on ~2 mm voxels makes the whole analysis ~8x cheaper. ``factors`` are the
+    integer block sizes (z, y, x); work voxel ``k`` covers full-resolution voxels
+    ``k*f .. k*f+f-1`` along each axis.
+    """
+
+    hu: np.ndarray  # float32 [z, y, x]
+    factors: tuple[int, int, int]
+    source: HUVolume
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        z, y, x = self.hu.shape
+        return int(z), int(y), int(x)
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        sx, sy, sz = self.source.spacing
+        fz, fy, fx = self.factors
+        return sz * fz, sy * fy, sx * fx
+
+    @property
+    def voxel_ml(self) -> float:
+        dz, dy, dx = self.spacing_zyx
+        return dz * dy * dx / 1000.0
+
+    def full_index(self, z: float, y: float, x: float) -> tuple[float, float, float]:
+        """Continuous full-resolution index of the centre of work voxel (z, y, x)."""
+        fz, fy, fx = self.factors
+        return z * fz + (fz - 1) / 2.0, y * fy + (fy - 1) / 2.0, x * fx + (fx - 1) / 2.0
+
+    def to_lps(self, z: float, y: float, x: float) -> tuple[float, float, float]:
+        """LPS position (mm) of the centre of work voxel (z, y, x)."""
+        return self.source.index_to_lps(*self.full_index(z, y, x))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Anatomy:
+    """Masks on the working grid (boolean arrays of ``WorkGrid.shape``)."""
+
+    body: np.ndarray
+    lung_left: np.ndarray  # aerated lung + what it encloses (vessels, small nodules)
+    lung_right: np.ndarray
+    airway: np.ndarray  # trachea and main bronchi (empty if not in the field of view)
+    free_gas: np.ndarray  # air pockets without lung structure (bowel gas, pneumothorax)
+    cranial_sign: int  # +1 if the slice index grows towards the head, else -1
+    left_sign: int  # +1 if the column index grows towards patient left, else -1
+    anterior_sign: int  # +1 if the row index grows towards anterior, else -1
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lungs(self) -> np.ndarray:
+        return self.lung_left | self.lung_right
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Measure:
+    """One named measurement with its evidence; ``value`` None when not measurable."""
+
+    name: str
+    value: float | None
+    unit: str
+    description: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Analysis:
+    """All measures of one volume, the anatomy and the per-stage timings."""
+
+    grid: WorkGrid
+    anatomy: Anatomy
+    measures: dict[str, Measure] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def value(self, name: str) -> float | None:
+        m = self.measures.get(name)
+        return None if m is None else m.value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lesion:
+    """A nodule or mass candidate on the working grid.
+
+    ``isolation`` is the thickest tissue in a shell 1.5-2.5 radii around the
+    centre over the lesion's own inscribed radius: below ~0.7 nothing as thick
+    leaves the blob (a nodule), near 1 it continues (a vessel, the hilum).
+    ``lung_contact`` is the fraction of the lesion's outer shell that is
+    aerated lung. ``mask`` covers ``box`` (z0, y0, x0, z1, y1, x1) of the grid.
+    """
+
+    centre: tuple[int, int, int]
+    radius_mm: float
+    isolation: float
+    elongation: float
+    lung_contact: float
+    long_axis_mm: float
+    short_axis_mm: float
+    volume_ml: float
+    mean_hu: float
+    box: tuple[int, int, int, int, int, int]
+    mask: np.ndarray
+    score: float
+
+    @property
+    def mean_diameter_mm(self) -> float:
+        """Average of long and short axial axes (Fleischner 2017 size convention)."""
+        return (self.long_axis_mm + self.short_axis_mm) / 2.0

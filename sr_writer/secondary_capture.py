@@ -1,0 +1,149 @@
+"""Secondary Capture key images (PS3.3 A.8.1, SC Image IOD) of one result.
+
+One new series in the source study: instance 1 is the summary panel, then one
+key axial slice per piece of evidence (most probable findings first, at most
+``sc_max_key_images``). RGB, BurnedInAnnotation YES (the pixels carry text).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from ctnode import __version__
+from ctnode.settings import OutputSettings
+from inference.findings import FINDINGS
+from inference.types import Evidence, FindingResult, ModelStatus, StudyResult
+from sr_writer import content, render
+from sr_writer.identity import (
+    drop_incomplete_study_references,
+    no_phi_warnings,
+    reference_dataset,
+)
+from sr_writer.report import (
+    SC_SERIES_DESCRIPTION,
+    result_uids,
+    source_attributes,
+    with_models,
+)
+
+logger = logging.getLogger(__name__)
+
+BODY_PART = "CHEST"
+"""BodyPartExamined of our SC: without it dciodvfy flags Laterality (Type 2C)."""
+
+
+def select_key_evidence(
+    result: StudyResult, max_images: int, finding_threshold: float = 0.5
+) -> tuple[list[tuple[FindingResult, Evidence]], int]:
+    """Evidence to show and how many were left out.
+
+    Only findings reported present (probability at or above the threshold):
+    an outline drawn for an absent finding would read as a finding. Most
+    probable (then most dangerous) finding first.
+    """
+    if result.volume is None:
+        return [], 0
+    findings = sorted(
+        (f for f in result.findings
+         if f.probability is not None and f.probability >= finding_threshold and f.evidence),
+        key=lambda f: (-(f.probability or 0.0), FINDINGS[f.key].danger_rank),
+    )
+    items = [(f, e) for f in findings for e in f.evidence]
+    return items[:max_images], max(0, len(items) - max_images)
+
+
+def render_images(
+    result: StudyResult, settings: OutputSettings, *, software_version: str = __version__,
+    finding_threshold: float = 0.5,
+) -> list[np.ndarray]:
+    """The RGB pixels of every SC image of a result, in instance order (summary first)."""
+    fonts = render.load_fonts(settings.font_dir)
+    chosen, left_out = select_key_evidence(result, settings.sc_max_key_images,
+                                           finding_threshold)
+    images = [render.render_summary(
+        result, fonts, software_version=software_version, finding_threshold=finding_threshold,
+        key_images_shown=len(chosen), key_images_left_out=left_out,
+        model_lines=content.model_version_lines(result.models),
+    )]
+    if result.volume is not None:
+        images += [render.render_key_slice(result.volume, f, e, fonts) for f, e in chosen]
+    return images
+
+
+def build_secondary_capture(
+    result: StudyResult,
+    source_datasets: Sequence[Dataset],
+    settings: OutputSettings,
+    *,
+    software_version: str = __version__,
+    finding_threshold: float = 0.5,
+    model_versions: Sequence[ModelStatus] | None = None,
+) -> list[hd.sc.SCImage]:
+    """The SC images of one result (summary panel first, then key slices).
+
+    For a Failure only the summary panel is made (it says the AI did not run);
+    whether to write it is the caller's decision (``write_failure_sc``).
+    ``model_versions`` overrides ``result.models`` as in ``build_structured_report``.
+    """
+    result = with_models(result, model_versions)
+    ref = reference_dataset(source_datasets, result.study_uid)
+    uids = result_uids(result, source_datasets, settings, software_version)
+    chosen, _ = select_key_evidence(result, settings.sc_max_key_images, finding_threshold)
+    pixels = render_images(result, settings, software_version=software_version,
+                           finding_threshold=finding_threshold)
+    shared = source_attributes(result, source_datasets, settings, software_version)
+    series_uid = uids.uid("sc.series")
+    images: list[hd.sc.SCImage] = []
+    for number, array in enumerate(pixels, start=1):
+        key = chosen[number - 2] if number > 1 else None
+        orientation = render.image_orientation(result.volume) if (
+            key is not None and result.volume is not None) else ("L", "P")
+        with no_phi_warnings():
+            sc = _sc_image(
+                ref, array, series_instance_uid=series_uid, series_number=settings.sc_series_number,
+                sop_instance_uid=uids.uid(f"sc.instance/{number}"), instance_number=number,
+                manufacturer=settings.manufacturer, patient_orientation=orientation, **shared)
+        sc.BodyPartExamined = BODY_PART
+        sc.BurnedInAnnotation = "YES"
+        if key is None:
+            sc.PatientOrientation = []  # a text panel has no anatomy (Type 2: empty)
+            sc.ImageComments = "AI result summary panel"
+        else:
+            _reference_source_slice(sc, result, key[1])
+            sc.ImageComments = f"AI key image: {FINDINGS[key[0].key].display_name}"
+        drop_incomplete_study_references(sc)
+        images.append(sc)
+    logger.info("built %d Secondary Capture image(s) in series %s for study %s",
+                len(images), series_uid, ref.StudyInstanceUID)
+    return images
+
+
+def _sc_image(ref: Dataset, array: np.ndarray, **kwargs: object) -> hd.sc.SCImage:
+    """One RGB SC image in the reference's patient and study."""
+    return hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=ref,
+        pixel_array=array,
+        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        series_description=SC_SERIES_DESCRIPTION,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _reference_source_slice(sc: hd.sc.SCImage, result: StudyResult, evidence: Evidence) -> None:
+    """Source Image Sequence (General Image, Type 3): the CT slice this image shows."""
+    volume = result.volume
+    if volume is None or not volume.slice_sop_instance_uids or not volume.sop_class_uid:
+        return
+    item = Dataset()
+    item.ReferencedSOPClassUID = volume.sop_class_uid
+    item.ReferencedSOPInstanceUID = volume.slice_sop_instance_uids[evidence.slice_index]
+    sc.SourceImageSequence = [item]

@@ -1,0 +1,89 @@
+"""Nodule and mass candidates on generated phantoms: found where inserted, sized, not hila."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctnode.settings import AnalyzerSettings
+from inference.analyzer.nodules import _axial_axes, _elongation
+from inference.models.chest_quant import ChestQuantModel
+from tests.inference.analyzer_synth import phantom_case
+
+phantom = pytest.importorskip("phantom")
+
+
+@pytest.fixture(scope="module")
+def nodule_and_mass():  # type: ignore[no-untyped-def]
+    lesions = (phantom.Nodule(40.0, "solid", phantom.LungSite("right", 0.35, 0.6, 0.75)),
+               phantom.Nodule(14.0, "solid", phantom.LungSite("left", 0.7, 0.4, 0.7)))
+    volume, truth = phantom_case(lesions, seed=1)
+    return ChestQuantModel().predict(volume), truth
+
+
+@pytest.fixture(scope="module")
+def normal():  # type: ignore[no-untyped-def]
+    volume, truth = phantom_case((), seed=1)
+    return ChestQuantModel().predict(volume), truth
+
+
+def _truth_centre(truth: dict, diameter: float) -> np.ndarray:
+    for lesion in truth["lesions"]:
+        if lesion["type"] == "nodule" and lesion["diameter_mm"] == diameter:
+            return np.asarray(lesion["center_lps_mm"])
+    raise AssertionError(f"no {diameter} mm nodule in the truth")
+
+
+def test_mass_found_where_inserted_and_sized(nodule_and_mass) -> None:  # type: ignore[no-untyped-def]
+    out, truth = nodule_and_mass
+    mass = {f.key: f for f in out.findings}["lung_mass"]
+    assert mass.probability is not None and mass.probability > 0.5
+    ev = mass.evidence[0]
+    assert np.linalg.norm(np.asarray(ev.center_lps) - _truth_centre(truth, 40.0)) < 10.0
+    assert ev.diameter_mm == pytest.approx(40.0, abs=5.0)
+    assert ev.mask is not None and ev.mask.any()
+
+
+def test_nodule_found_where_inserted_and_sized(nodule_and_mass) -> None:  # type: ignore[no-untyped-def]
+    out, truth = nodule_and_mass
+    nodule = {f.key: f for f in out.findings}["lung_nodule"]
+    assert nodule.probability is not None and nodule.probability > 0.5
+    ev = nodule.evidence[0]
+    assert np.linalg.norm(np.asarray(ev.center_lps) - _truth_centre(truth, 14.0)) < 8.0
+    assert ev.diameter_mm == pytest.approx(14.0, abs=3.0)
+
+
+def test_normal_phantom_has_no_nodule_or_mass(normal) -> None:  # type: ignore[no-untyped-def]
+    out, _ = normal
+    p = {f.key: f.probability for f in out.findings}
+    # The hila of the phantom are lobulated blobs: penalised, below the threshold.
+    assert p["lung_nodule"] < 0.5 and p["lung_mass"] < 0.5
+
+
+def test_axial_axes_of_a_disk_and_a_bar() -> None:
+    yy, xx = np.mgrid[:40, :40]
+    disk = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 10 ** 2)[None]
+    long_ax, short_ax = _axial_axes(disk, (1.0, 1.0, 1.0))
+    assert long_ax == pytest.approx(21.0, abs=1.0) and short_ax == pytest.approx(21.0, abs=1.5)
+    # An ellipse of 30 x 10 pixels at 0.5 mm, tilted: 15 x 5 mm whatever the angle.
+    t = np.deg2rad(30.0)
+    u = (xx - 20) * np.cos(t) + (yy - 20) * np.sin(t)
+    v = -(xx - 20) * np.sin(t) + (yy - 20) * np.cos(t)
+    ellipse = ((u / 15.0) ** 2 + (v / 5.0) ** 2 <= 1.0)[None]
+    long_ax, short_ax = _axial_axes(ellipse, (1.0, 0.5, 0.5))
+    assert long_ax == pytest.approx(15.0, abs=0.7) and short_ax == pytest.approx(5.0, abs=0.7)
+
+
+def test_elongation_tells_tube_from_ball() -> None:
+    zz, yy, xx = np.mgrid[:31, :31, :31]
+    ball = (zz - 15) ** 2 + (yy - 15) ** 2 + (xx - 15) ** 2 <= 8 ** 2
+    tube = ((yy - 15) ** 2 + (xx - 15) ** 2 <= 4 ** 2)
+    from scipy import ndimage as ndi
+
+    sp = np.ones(3)
+    assert _elongation(ndi.distance_transform_edt(ball), ball, sp) < 1.2
+    assert _elongation(ndi.distance_transform_edt(tube), tube, sp) > 2.5
+
+
+def test_settings_move_the_mass_size() -> None:
+    assert AnalyzerSettings(mass_min_mm=25.0).mass_min_mm == 25.0

@@ -1,0 +1,55 @@
+"""Measurement-to-probability rules: smooth, monotone, honest about what is not assessed."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctnode.settings import AnalyzerSettings
+from inference.analyzer import analyze, assessed_keys, logistic, map_findings
+from inference.findings import FINDING_KEYS
+from tests.inference.analyzer_synth import synthetic_chest
+
+
+def test_logistic_is_half_at_threshold_and_monotone() -> None:
+    assert logistic(6.0, 6.0, 1.5) == pytest.approx(0.5)
+    xs = [0, 3, 6, 9, 12]
+    ps = [logistic(x, 6.0, 1.5) for x in xs]
+    assert ps == sorted(ps) and ps[0] < 0.05 and ps[-1] > 0.95
+    assert logistic(1e9, 0, 1) == 1.0 and logistic(-1e9, 0, 1) == 0.0
+    with pytest.raises(ValueError):
+        logistic(1, 1, 0)
+
+
+def test_every_finding_is_returned_and_unassessed_ones_are_none() -> None:
+    a = analyze(synthetic_chest().volume, AnalyzerSettings())
+    results = map_findings(a, AnalyzerSettings())
+    assert tuple(r.key for r in results) == FINDING_KEYS
+    scored = {r.key for r in results if r.probability is not None}
+    # What a volume allows is a subset of what the model can assess; lung
+    # findings are always possible on a chest.
+    assert {"emphysema", "lung_opacity", "consolidation", "lung_nodule"} <= scored
+    assert scored <= set(assessed_keys())
+    for r in results:
+        if r.probability is None:
+            assert r.note.startswith("not assessed")
+        else:
+            assert r.measurements, r.key
+
+
+def test_emphysema_probability_follows_laa() -> None:
+    s = AnalyzerSettings()
+    low = map_findings(analyze(synthetic_chest().volume, s), s)
+    high = map_findings(analyze(synthetic_chest(emphysema_fraction=0.15).volume, s), s)
+    p = {r.key: r.probability for r in low}
+    q = {r.key: r.probability for r in high}
+    assert p["emphysema"] < 0.1 < 0.9 < q["emphysema"]
+
+
+def test_threshold_is_a_setting() -> None:
+    chest = synthetic_chest(emphysema_fraction=0.08, seed=1)
+    strict = AnalyzerSettings(emphysema_laa950_pct=20.0)
+    lax = AnalyzerSettings(emphysema_laa950_pct=2.0)
+    a = analyze(chest.volume, strict)
+    ps = {r.key: r.probability for r in map_findings(a, strict)}
+    qs = {r.key: r.probability for r in map_findings(a, lax)}
+    assert ps["emphysema"] < 0.5 < qs["emphysema"]

@@ -1,0 +1,91 @@
+"""ScpNode pieces in-process: enqueue on stability, spool retention, the jobs CLI."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from typer.testing import CliRunner
+
+from ctnode.cli import app
+from ctnode.settings import Settings
+from jobs import JobState
+from scp_node import ScpNode
+from tests.scp_node.conftest import write_ct_series
+
+
+@pytest.fixture()
+def node(tmp_path: Path) -> ScpNode:
+    settings = Settings(node={"work_dir": tmp_path / "var"},
+                        scp={"spool_retention_hours": 1.0, "min_free_mb": 0})
+    return ScpNode(settings)
+
+
+def _spool_study(node: ScpNode, tmp_path: Path, n: int = 2) -> str:
+    study = generate_uid()
+    for path in write_ct_series(tmp_path / "src" / study, study, n=n):
+        received = tmp_path / "incoming.dcm"
+        shutil.copyfile(path, received)
+        node.spool.store(received, pydicom.dcmread(path).SOPInstanceUID)
+    return study
+
+
+def test_stable_study_is_queued_with_its_content(node: ScpNode, tmp_path: Path) -> None:
+    study = _spool_study(node, tmp_path)
+    node.enqueue_study(study)
+    node.enqueue_study(study)  # unchanged content: no second job
+    (job,) = node.queue.list()
+    assert job.study_uid == study and job.source == "scp" and job.n_instances == 2
+    assert job.locator == str(node.spool.study_dir(study))
+    assert job.content_hash == node.spool.study(study).content_hash
+    more = write_ct_series(tmp_path / "more", study, n=1, series_number=5)
+    shutil.copyfile(more[0], tmp_path / "incoming.dcm")
+    node.spool.store(tmp_path / "incoming.dcm",
+                     pydicom.dcmread(more[0]).SOPInstanceUID)
+    node.enqueue_study(study)  # the study grew: analysed again
+    assert [j.n_instances for j in node.queue.list()] == [3, 2]
+
+
+def test_spool_retention(node: ScpNode, tmp_path: Path) -> None:
+    delivered = _spool_study(node, tmp_path)
+    failed = _spool_study(node, tmp_path)
+    receiving = _spool_study(node, tmp_path)
+    for study, state in ((delivered, JobState.DELIVERED), (failed, JobState.FAILED)):
+        node.enqueue_study(study)
+        job = node.queue.claim("w", 30)
+        assert job is not None and job.study_uid == study
+        node.queue.mark(job.id, state, "test", worker="w")
+    node.monitor.touch(receiving)
+    now = time.time()
+    assert node.clean_spool(now) == []  # retention (1 h) not over
+    assert node.clean_spool(now + 3601) == [delivered]
+    assert node.spool.studies() == sorted([failed, receiving])  # failed kept for a retry
+
+
+def test_jobs_command_lists_and_retries(node: ScpNode, tmp_path: Path) -> None:
+    study = _spool_study(node, tmp_path)
+    node.enqueue_study(study)
+    job = node.queue.claim("w", 30)
+    assert job is not None
+    node.queue.mark(job.id, JobState.FAILED, "PACS@10.0.0.1:104: association rejected",
+                    worker="w")
+    queue = str(node.queue.path)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["jobs", "--queue", queue])
+    assert listed.exit_code == 0, listed.output
+    assert "failed: 1" in listed.output and study in listed.output
+    assert "association rejected" in listed.output
+    retried = runner.invoke(app, ["jobs", "retry", str(job.id), "--queue", queue])
+    assert retried.exit_code == 0 and f"job {job.id} queued again" in retried.output
+    again = node.queue.get(job.id)
+    assert again is not None and again.state is JobState.QUEUED and again.attempts == 0
+    refused = runner.invoke(app, ["jobs", "retry", str(job.id), "--queue", queue])
+    assert refused.exit_code == 1 and "already queued" in refused.output
+    shown = runner.invoke(app, ["jobs", "show", str(job.id), "--queue", queue])
+    assert shown.exit_code == 0 and '"state": "queued"' in shown.output
+    only_done = runner.invoke(app, ["jobs", "--state", "done", "--json", "--queue", queue])
+    assert only_done.exit_code == 0 and only_done.output == ""

@@ -1,0 +1,104 @@
+"""index_path: header-only, tolerant of odd files, never fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pydicom
+import pytest
+from pydicom.fileset import FileSet
+
+from ctnode.settings import SelectionSettings
+from series_selector import index_path, load_volume, select_series
+from tests.series_selector.synth import SeriesSpec, write_series
+
+
+def test_odd_files_are_reported_not_fatal(tmp_path: Path, study_uid: str) -> None:
+    write_series(tmp_path / "a" / "b", SeriesSpec(study_uid, n=5, extension=""))
+    write_series(tmp_path / "c", SeriesSpec(study_uid, n=3, series_number=3, preamble=False))
+    (tmp_path / "notes.txt").write_text("This is not DICOM but it is long enough to try.\n" * 4)
+    (tmp_path / "tiny").write_bytes(b"DI")
+    good = next((tmp_path / "a" / "b").iterdir()).read_bytes()
+    (tmp_path / "truncated.dcm").write_bytes(good[:300])
+    index = index_path(tmp_path)
+    assert len(index.instances) == 8
+    assert {h.series_number for h in index.instances} == {2, 3}
+    reasons = {u.path.name: u.reason for u in index.unreadable}
+    assert set(reasons) == {"notes.txt", "tiny", "truncated.dcm"}
+    assert reasons["tiny"] == "file too small to be DICOM"
+    assert reasons["notes.txt"].startswith("not DICOM")
+
+
+def test_dicomdir_counted_and_ignored(tmp_path: Path, study_uid: str) -> None:
+    src = write_series(tmp_path / "src", SeriesSpec(study_uid, n=3))
+    fs = FileSet()
+    for p in src:
+        fs.add(pydicom.dcmread(p))
+    fs.write(tmp_path / "media")
+    index = index_path(tmp_path / "media")
+    assert index.dicomdir_files == 1
+    assert len(index.instances) == 3
+    assert not index.unreadable
+
+
+def test_header_only_reads(tmp_path: Path, study_uid: str) -> None:
+    """Indexing and the rule checks must not read pixels of every file."""
+    write_series(tmp_path, SeriesSpec(study_uid, n=40))
+    real = pydicom.dcmread
+    calls: list[bool] = []
+
+    def spy(*args: object, **kwargs: object) -> pydicom.Dataset:
+        calls.append(bool(kwargs.get("stop_before_pixels")))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    with mock.patch("pydicom.dcmread", spy):
+        index = index_path(tmp_path)
+        assert calls and all(calls)
+        calls.clear()
+        report = select_series(index, SelectionSettings())
+        full_reads = sum(not c for c in calls)
+        assert full_reads == SelectionSettings().anatomy_sample_slices
+        calls.clear()
+        load_volume(index, report)
+        assert len(calls) == 40
+
+
+def test_missing_uids_get_stand_ins(tmp_path: Path, study_uid: str) -> None:
+    """De-identifiers sometimes empty the UIDs; files are still judged, never referenced."""
+    paths = write_series(tmp_path, SeriesSpec(study_uid, n=30, step=5.0))
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.StudyInstanceUID = ""
+        ds.SeriesInstanceUID = ""
+        ds.SOPInstanceUID = ""
+        ds.save_as(p)
+    index = index_path(tmp_path)
+    assert len(index.instances) == 30
+    report = select_series(index, SelectionSettings())
+    assert report.study_uid == ""
+    assert report.chosen is not None
+    assert "missing_uids" in {r.code for r in report.chosen.results}
+    vol = load_volume(index, report)
+    assert vol.study_uid == "" and vol.series_uid == ""
+    assert set(vol.slice_sop_instance_uids) != {""}  # MediaStorageSOPInstanceUID is used
+
+
+@pytest.mark.parametrize("name", ["eCT_Supplemental.dcm"])
+def test_enhanced_ct_frames_indexed(name: str) -> None:
+    data = pytest.importorskip("pydicom.data")
+    try:
+        path = Path(data.get_testdata_file(name))
+    except Exception:
+        pytest.skip(f"{name} not available offline")
+    if not path.is_file():
+        pytest.skip(f"{name} not available offline")
+    index = index_path(path)
+    (header,) = index.instances
+    assert header.number_of_frames == 2 and len(header.frames) == 2
+    assert header.frames[1].image_position == (99.5, -301.5, -149.0)
+    assert header.frames[0].rescale_intercept == -1024.0
+    report = select_series(index, SelectionSettings())
+    decision = report.series[0]
+    assert decision.n_slices == 2 and decision.n_instances == 1
+    assert "too_thick" in {r.code for r in decision.results}
