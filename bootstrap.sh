@@ -89,8 +89,8 @@ case "$MODE" in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     lock)
-        "$VENV/bin/python" -m pip freeze --exclude-editable --disable-pip-version-check \
-            | grep -v -E '^(torch|ctnode)[= ]' > requirements.lock
+        "$VENV/bin/python" -m pip list --format=freeze --exclude-editable --disable-pip-version-check \
+            | grep -v -E '^(torch|ctnode|pip)[= ]' > requirements.lock
         say "wrote requirements.lock ($(wc -l < requirements.lock) packages)"
         ;;
     *)
