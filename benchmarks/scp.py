@@ -6,7 +6,7 @@ the same machine, alternating runs so all see the same load. The sender is
 the same plain ``storescu`` every time. The figure is the ratio of instances
 per second (ours / dcmtk).
 
-    .venv/bin/python benchmarks/scp.py --instances 1000 --repeats 2
+    .venv/bin/python -m benchmarks.scp --instances 1000 --repeats 2   # from the repository root
 
 One association carries the whole study (as a modality sends it), so per-
 instance latency rather than bandwidth bounds it (see DICOM-NOTES.md).
@@ -19,8 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,16 +28,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.helpers import ct_slice, free_port, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_study(out_dir: Path, n: int, size: int) -> int:
@@ -49,25 +42,10 @@ def write_study(out_dir: Path, n: int, size: int) -> int:
     rng = np.random.default_rng(0)
     total = 0
     for i in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientName, ds.PatientID, ds.Modality = "Bench^Mark", "BENCH", "CT"
-        ds.SeriesNumber, ds.InstanceNumber = 1, i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, -1.0 * i]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 1.0
-        ds.Rows = ds.Columns = size
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = rng.integers(-1024, 2000, (size, size), dtype=np.int16).tobytes()
+        pixels = rng.integers(-1024, 2000, (size, size), dtype=np.int16)
+        ds = ct_slice(pixels, study_uid=study, series_uid=series, frame_uid=frame,
+                      instance_number=i + 1, position=[0.0, 0.0, -1.0 * i], pixel_mm=0.7,
+                      thickness_mm=1.0, PatientName="Bench^Mark", PatientID="BENCH")
         path = out_dir / f"IM{i:05d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         total += path.stat().st_size
@@ -79,14 +57,12 @@ def echo_ok(port: int) -> bool:
 
 
 def wait_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answered() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"receiver exited with {proc.returncode}")
-        if echo_ok(port):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("receiver did not answer C-ECHO")
+        return echo_ok(port)
+
+    wait_for(answered, timeout, "the receiver to answer C-ECHO", every=0.2)
 
 
 @contextlib.contextmanager
@@ -107,8 +83,7 @@ def ours(work: Path, port: int) -> Iterator[Path]:
         wait_echo(port, proc)
         yield work / "spool"
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_process(proc, timeout=30)
 
 
 @contextlib.contextmanager
@@ -124,8 +99,7 @@ def dcmtk(work: Path, port: int, nodelay: bool = False) -> Iterator[Path]:
         wait_echo(port, proc)
         yield out
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_process(proc, timeout=30)
 
 
 def send(study: Path, port: int) -> float:

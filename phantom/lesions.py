@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from phantom._raster import Grid, capsule, ellipsoid_distance, member_mask
+from phantom._raster import Box, Grid, capsule, ellipsoid_distance, member_mask
 from phantom.anatomy import Landmarks, station_center
 from phantom.errors import PhantomSpecError
 from phantom.types import (
@@ -259,20 +260,38 @@ def _top_n(scene: Scene, mask: np.ndarray, score_fn: Any, n: int) -> tuple[np.nd
     return tuple(a[part] for a in idx)
 
 
+def _lung_voxels_by(
+    scene: Scene, side: Side, volume_ml: float,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[tuple[np.ndarray, ...], int]:
+    """The ``volume_ml`` of one lung that ``score(dy, dz)`` ranks highest, and its voxel count.
+
+    ``dy`` is mm posterior of the body centre, ``dz`` mm above the lung base:
+    effusion, pneumothorax and atelectasis differ only in which way they lean.
+    """
+    g = scene.grid
+    mask = lung_mask(scene, side)
+    n = int(round(volume_ml / g.voxel_ml))
+    z_lo = float(g.z[np.nonzero(mask.any(axis=(1, 2)))[0][0]])
+    cy = scene.lm.center_xy[1]
+    return _top_n(scene, mask, lambda z, y, x: score(y - cy, z - z_lo), n), n
+
+
+def _center_lps(g: Grid, idx: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Mean LPS position (x, y, z mm) of the voxels ``idx`` (z, y, x indices)."""
+    return np.array([g.x[idx[2]].mean(), g.y[idx[1]].mean(), g.z[idx[0]].mean()])
+
+
 def insert_pleural_effusion(scene: Scene, lesion: PleuralEffusion,
                             rng: np.random.Generator) -> dict[str, Any]:
     """Fluid fills the most dependent (posterior, basal) part of the hemithorax."""
     del rng
-    g, lm = scene.grid, scene.lm
-    mask = lung_mask(scene, lesion.side)
-    n = int(round(lesion.volume_ml / g.voxel_ml))
-    z_lo = float(g.z[np.nonzero(mask.any(axis=(1, 2)))[0][0]])
-    cy = lm.center_xy[1]
-    idx = _top_n(scene, mask, lambda z, y, x: (y - cy) - 0.7 * (z - z_lo), n)
+    g = scene.grid
+    idx, n = _lung_voxels_by(scene, lesion.side, lesion.volume_ml, lambda dy, dz: dy - 0.7 * dz)
     scene.hu[idx] = np.float32(lesion.hu)
     scene.labels[idx] = Tissue.PLEURAL_EFFUSION
     depth = _max_depth(idx, scene.labels.shape, g.spacing[1])
-    center = np.array([g.x[idx[2]].mean(), g.y[idx[1]].mean(), g.z[idx[0]].mean()])
+    center = _center_lps(g, idx)
     return {
         "type": "pleural_effusion", "finding": "pleural_effusion", "side": lesion.side.value,
         "center_lps_mm": _r3(center), "volume_ml": round(n * g.voxel_ml, 2),
@@ -291,12 +310,8 @@ def insert_pneumothorax(scene: Scene, lesion: Pneumothorax,
                         rng: np.random.Generator) -> dict[str, Any]:
     """Free air (no lung markings) in the least dependent (anterior) part of the hemithorax."""
     del rng
-    g, lm = scene.grid, scene.lm
-    mask = lung_mask(scene, lesion.side)
-    n = int(round(lesion.volume_ml / g.voxel_ml))
-    z_lo = float(g.z[np.nonzero(mask.any(axis=(1, 2)))[0][0]])
-    cy = lm.center_xy[1]
-    idx = _top_n(scene, mask, lambda z, y, x: -(y - cy) + 0.15 * (z - z_lo), n)
+    g = scene.grid
+    idx, n = _lung_voxels_by(scene, lesion.side, lesion.volume_ml, lambda dy, dz: -dy + 0.15 * dz)
     scene.hu[idx] = np.float32(-1000.0)
     scene.labels[idx] = Tissue.PNEUMOTHORAX
     # The visceral pleural line: lung voxels touching the free air.
@@ -305,7 +320,7 @@ def insert_pneumothorax(scene: Scene, lesion: Pneumothorax,
     edge = ndimage.binary_dilation(ptx) & ~ptx & lung_mask(scene, lesion.side)
     scene.hu[edge] = scene.hu[edge] * 0.6 + np.float32(-250.0) * 0.4
     depth = _max_depth(idx, scene.labels.shape, g.spacing[1])
-    center = np.array([g.x[idx[2]].mean(), g.y[idx[1]].mean(), g.z[idx[0]].mean()])
+    center = _center_lps(g, idx)
     return {
         "type": "pneumothorax", "finding": "pneumothorax", "side": lesion.side.value,
         "center_lps_mm": _r3(center), "volume_ml": round(n * g.voxel_ml, 2),
@@ -332,16 +347,12 @@ def smooth_field(shape: tuple[int, ...], spacing: tuple[float, float, float], sc
 def insert_atelectasis(scene: Scene, lesion: Atelectasis,
                        rng: np.random.Generator) -> dict[str, Any]:
     """Airless dependent lung at the base: soft-tissue density, no air bronchograms."""
-    g, lm = scene.grid, scene.lm
-    mask = lung_mask(scene, lesion.side)
-    n = int(round(lesion.volume_ml / g.voxel_ml))
-    z_lo = float(g.z[np.nonzero(mask.any(axis=(1, 2)))[0][0]])
-    cy = lm.center_xy[1]
-    idx = _top_n(scene, mask, lambda z, y, x: (y - cy) - 1.2 * (z - z_lo), n)
+    g = scene.grid
+    idx, n = _lung_voxels_by(scene, lesion.side, lesion.volume_ml, lambda dy, dz: dy - 1.2 * dz)
     hu = np.float32(lesion.hu + (40.0 if scene.contrast else 0.0))
     scene.hu[idx] = hu + rng.normal(0.0, 5.0, len(idx[0])).astype(np.float32)
     scene.labels[idx] = Tissue.ATELECTASIS
-    center = np.array([g.x[idx[2]].mean(), g.y[idx[1]].mean(), g.z[idx[0]].mean()])
+    center = _center_lps(g, idx)
     return {"type": "atelectasis", "finding": "atelectasis", "side": lesion.side.value,
             "center_lps_mm": _r3(center), "volume_ml": round(n * g.voxel_ml, 2),
             "expected_hu": float(hu)}
@@ -449,20 +460,31 @@ def _path_between(path: np.ndarray, s0: float, s1: float) -> np.ndarray:
     return np.stack([np.interp(ss, cum, path[:, k]) for k in range(3)], axis=1)
 
 
-def _paint_calcium(scene: Scene, pts: np.ndarray, radius: float, peak: float,
-                   tissue: Tissue) -> np.ndarray:
-    """Draw a calcified tube along pts; returns the boolean mask of labelled voxels."""
-    g = scene.grid
-    mask = np.zeros(scene.labels.shape, dtype=bool)
-    if len(pts) == 1:
-        pts = np.vstack([pts, pts])
+def _blend_tube(scene: Scene, pts: np.ndarray, radius: float,
+                peak: float) -> list[tuple[Box, np.ndarray]]:
+    """Raise HU towards ``peak`` along the polyline ``pts`` (never lowering a voxel).
+
+    Returns each drawn segment's box and voxel fraction, for callers that label it.
+    """
+    out = []
     for a, b in zip(pts[:-1], pts[1:], strict=True):
-        res = capsule(g, a, b, radius, radius)
+        res = capsule(scene.grid, a, b, radius, radius)
         if res is None:
             continue
         box, f = res
         hu = scene.hu[box]
         hu[...] = np.maximum(hu, hu * (1.0 - f) + np.float32(peak) * f)
+        out.append((box, f))
+    return out
+
+
+def _paint_calcium(scene: Scene, pts: np.ndarray, radius: float, peak: float,
+                   tissue: Tissue) -> np.ndarray:
+    """Draw a calcified tube along pts; returns the boolean mask of labelled voxels."""
+    mask = np.zeros(scene.labels.shape, dtype=bool)
+    if len(pts) == 1:
+        pts = np.vstack([pts, pts])
+    for box, f in _blend_tube(scene, pts, radius, peak):
         sel = f >= 0.5
         scene.labels[box][sel] = tissue
         mask[box] |= sel
@@ -566,13 +588,7 @@ def insert_metal(scene: Scene, lesion: Metal, rng: np.random.Generator) -> dict[
                          [cx - 28.0, y_svc, lm.z(0.8)], [cx - 26.0, y_svc, lm.z(0.55)]])
         lead_hu, lead_r = 400.0, 1.2
         name = "port"
-    for p0, p1 in zip(lead[:-1], lead[1:], strict=True):
-        res = capsule(g, p0, p1, lead_r, lead_r)
-        if res is None:
-            continue
-        bx, f = res
-        hu = scene.hu[bx]
-        hu[...] = np.maximum(hu, hu * (1.0 - f) + np.float32(lead_hu) * f)
+    _blend_tube(scene, lead, lead_r, lead_hu)  # a thin wire: drawn, not labelled
     if lesion.streaks:
         _streaks(scene, mask, rng)
     return {

@@ -72,8 +72,9 @@ def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
                                                          contrast))
     measures.update(aorta_measures(grid, aorta, asc, desc))
     measures.update(timed("calcium", lambda: {
-        **coronary_measures(grid, heart, med, bone, aorta, contrast),
-        **aortic_calcium_measures(grid, aorta, bone, contrast)}))
+        **coronary_measures(grid, heart, med, bone | spine, aorta, contrast,
+                            anatomy.body & ~med & ~ext),
+        **aortic_calcium_measures(grid, aorta, bone | spine, contrast)}))
     apex, base = lung_coverage_complete(anatomy)
     notes = list(anatomy.notes)
     if not (apex and base):

@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 CALCIUM_HU = 130.0
 MIN_AREA_MM2 = 1.0
+METAL_HU = 2000.0
+"""Calcified plaque stays below ~1500 HU; above 2000 is metal (or undiluted contrast)."""
+METAL_MARGIN_MM = 5.0
+WALL_MARGIN_MM = 6.0
+MAX_PLAQUE_Z_MM = 25.0
+"""Coronary plaques are a few mm to ~15 mm long and follow the vessel around the
+heart; a bright line over more than 25 mm of z is a lead or wire."""
 
 
 def _weight(peak: float) -> int:
@@ -51,9 +58,15 @@ def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray
             labels, n = ndi.label(calc)
             areas = np.bincount(labels.ravel())
             peaks = ndi.maximum(sl, labels, index=np.arange(1, n + 1))
+            # Metal (pacemaker leads, clips, stents) and its blooming are not calcium.
+            metal = sl >= METAL_HU
+            near_metal = (ndi.binary_dilation(metal, iterations=max(1, int(METAL_MARGIN_MM / sx)))
+                          if metal.any() else metal)
             for lab in range(1, n + 1):
                 area = areas[lab] * px_mm2
-                if area < MIN_AREA_MM2:
+                if area < MIN_AREA_MM2 or peaks[lab - 1] >= METAL_HU:
+                    continue
+                if metal.any() and near_metal[labels == lab].any():
                     continue
                 score += area * _weight(float(peaks[lab - 1]))
                 n_vox += int(areas[lab])
@@ -63,8 +76,19 @@ def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray
     return score, n_vox * grid.source.voxel_volume_ml, hit
 
 
+def _long_lines(hit: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Dense components longer than any coronary plaque along z (device leads, wires)."""
+    labels, n = ndi.label(hit, structure=np.ones((3, 3, 3), dtype=bool))
+    out = np.zeros_like(hit)
+    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is not None and (sl[0].stop - sl[0].start) * spacing[0] > MAX_PLAQUE_Z_MM:
+            out[sl] |= labels[sl] == lab
+    return out
+
+
 def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: np.ndarray,
-                      aorta: np.ndarray, contrast: bool) -> dict[str, Measure]:
+                      aorta: np.ndarray, contrast: bool, chest_wall: np.ndarray
+                      ) -> dict[str, Measure]:
     """Agatston-style score of the heart surface (not on enhanced studies)."""
     if contrast:
         return {"coronary_agatston": Measure(
@@ -78,8 +102,16 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     # cartilages it touches), away from bone by 5 mm (partial volume of cortex).
     region = ndi.binary_dilation(heart, structure=ball_mm(6.0, grid.spacing_zyx)) & med
     exclude = (ndi.binary_dilation(bone, structure=ball_mm(5.0, grid.spacing_zyx))
-               | ndi.binary_dilation(aorta, structure=ball_mm(3.0, grid.spacing_zyx)))
+               | ndi.binary_dilation(aorta, structure=ball_mm(3.0, grid.spacing_zyx))
+               # Rib and sternal fragments too small for the bone mask: keep off the wall.
+               | ndi.binary_dilation(chest_wall, structure=ball_mm(WALL_MARGIN_MM,
+                                                                  grid.spacing_zyx)))
     score, ml, hit = agatston(grid, region, exclude)
+    leads = _long_lines(hit, grid.spacing_zyx)
+    if leads.any():
+        # A pacemaker or ICD lead runs through the heart for centimetres: not calcium.
+        exclude |= ndi.binary_dilation(leads, iterations=1)
+        score, ml, hit = agatston(grid, region, exclude)
     ev = (component_evidence(grid, hit, "coronary calcium"),) if hit.any() else ()
     return {
         "coronary_agatston": Measure("coronary_agatston", score, "1",

@@ -138,7 +138,7 @@ def run_case(seed: int, lesions: tuple[Any, ...], model: ChestQuantModel,
                           time.perf_counter() - t0, error=f"{exc.code}: {exc}")
     seconds = time.perf_counter() - t0
     prob = {f.key: f.probability for f in out.findings}
-    feats = {k.split(".", 1)[1]: v for k, v in out.features.items()}
+    feats = dict(out.features)
     return CaseResult(seed, names, truth, prob, _pairs(ph.truth, feats), seconds)
 
 

@@ -14,7 +14,6 @@ import time
 
 from ctnode.settings import AnalyzerSettings, Settings
 from inference.analyzer import analyze, assessed_keys, map_findings
-from inference.analyzer.types import Analysis
 from inference.models.base import Model
 from inference.types import ModelOutput, ModelStatus
 from series_selector.types import HUVolume
@@ -30,7 +29,6 @@ class ChestQuantModel(Model):
 
     def __init__(self, settings: AnalyzerSettings | None = None) -> None:
         self._settings = settings if settings is not None else AnalyzerSettings()
-        self.last_analysis: Analysis | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChestQuantModel:
@@ -53,12 +51,12 @@ class ChestQuantModel(Model):
         t0 = time.perf_counter()
         analysis = analyze(volume, self._settings)
         findings = map_findings(analysis, self._settings)
+        # The stacker names features "<model>.f.<name>": no model prefix here.
         features = {
-            f"{self.name}.{k}": float(m.value)
+            k: float(m.value)
             for k, m in sorted(analysis.measures.items())
             if m.value is not None
         }
-        self.last_analysis = analysis
         seconds = time.perf_counter() - t0
         logger.info("chest_quant on series %s: %.1f s", volume.series_uid or "?", seconds)
         return ModelOutput(model=self.status, findings=findings, features=features,

@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -48,6 +47,7 @@ from api.batch.http_client import backoff_delay
 from api.batch.runner import OutputFormat
 from inference.findings import FINDING_KEYS, FINDINGS
 from inference.types import FindingResult, ProcessingStatus, StudyResult
+from tests.helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,12 +144,6 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from ctnode.logging_setup import (
 )
 from ctnode.settings import Settings
 from inference.types import ModelStatus, ProcessingStatus, StudyResult
-from tests.api.test_batch_client import free_port
+from tests.helpers import free_port
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

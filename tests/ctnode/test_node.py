@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port
 
 
 @pytest.mark.skipif(shutil.which("echoscu") is None, reason="dcmtk echoscu not installed")
 def test_node_serves_http_and_dicom(tmp_path: Path) -> None:
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     env = {
         **os.environ,
         "CTNODE_API__PORT": str(http_port),

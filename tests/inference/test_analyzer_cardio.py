@@ -15,7 +15,7 @@ def _run(lesions: tuple, seed: int, **spec_kw: object):  # type: ignore[no-untyp
     out = ChestQuantModel().predict(volume)
     p = {f.key: f.probability for f in out.findings}
     notes = {f.key: f.note for f in out.findings}
-    features = {k.split(".", 1)[1]: v for k, v in out.features.items()}
+    features = dict(out.features)
     return p, features, truth, notes
 
 

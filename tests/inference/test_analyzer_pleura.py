@@ -14,7 +14,7 @@ def _run(lesions: tuple, seed: int):  # type: ignore[no-untyped-def]
     volume, truth = phantom_case(lesions, seed=seed)
     out = ChestQuantModel().predict(volume)
     p = {f.key: f.probability for f in out.findings}
-    features = {k.split(".", 1)[1]: v for k, v in out.features.items()}
+    features = dict(out.features)
     return out, p, features, truth
 
 

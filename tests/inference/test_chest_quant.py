@@ -50,7 +50,7 @@ def test_predict_contract_on_a_synthetic_chest() -> None:
     assert by_key["emphysema"].probability > 0.9
     assert by_key["lung_opacity"].probability > 0.5
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.features.values())
-    assert out.features["chest_quant.laa950"] == pytest.approx(chest.truth["laa950"], abs=0.5)
+    assert out.features["laa950"] == pytest.approx(chest.truth["laa950"], abs=0.5)
     units = {m.name: m.unit for f in out.findings for m in f.measurements}
     assert units["laa950"] == "%" and units["perc15"] == "[hnsf'U]"
     ev = by_key["lung_opacity"].evidence[0]
@@ -89,9 +89,9 @@ def test_real_lung_cancer_case(a0001_output: ModelOutput) -> None:
     out = a0001_output
     f = out.features
     # Adult lungs at inspiration hold 4-7 l; this study is a 58-year-old man.
-    assert 3500 < f["chest_quant.lung_volume"] < 8000
-    assert f["chest_quant.lung_volume_right"] > f["chest_quant.lung_volume_left"]
-    assert f["chest_quant.laa950"] < 3.0  # no emphysema on a 5 mm soft-kernel series
+    assert 3500 < f["lung_volume"] < 8000
+    assert f["lung_volume_right"] > f["lung_volume_left"]
+    assert f["laa950"] < 3.0  # no emphysema on a 5 mm soft-kernel series
     assert out.seconds < 30
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.helpers import ct_slice
 
 ROOT = "1.2.826.0.1.3680043.8.498."
 
@@ -43,50 +44,17 @@ def write_ct_series(
     hu = _slice_hu(size, pixel_mm, lungs)
     paths = []
     for i in range(n_slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid(prefix=ROOT)
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PatientName = "Test^Orthanc"
-        ds.PatientID = "ORTH-TEST-1"
-        ds.PatientBirthDate = "19700101"
-        ds.PatientSex = "O"
-        ds.StudyDate = ds.SeriesDate = "20260101"
-        ds.StudyTime = ds.SeriesTime = "120000"
-        ds.AccessionNumber = "ACC1"
-        ds.StudyID = "1"
-        ds.ReferringPhysicianName = ""
-        ds.Modality = modality
-        ds.Manufacturer = "TestScanner"
-        ds.BodyPartExamined = body_part
-        ds.StudyDescription = "Chest"
-        ds.SeriesDescription = "Chest 5mm"
-        ds.SeriesNumber = 2
-        ds.InstanceNumber = i + 1
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.KVP = 120
-        ds.ConvolutionKernel = "B30f"
-        ds.SliceThickness = 5.0
-        ds.PixelSpacing = [pixel_mm, pixel_mm]
-        ds.ImagePositionPatient = [-180.0, -180.0, -float(i) * 5.0]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PatientPosition = "HFS"
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = size
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = 0
-        ds.RescaleSlope = 1
-        ds.PixelData = hu.tobytes()
+        ds = ct_slice(
+            hu, study_uid=study_uid, series_uid=series_uid, frame_uid=frame_uid,
+            instance_number=i + 1, series_number=2,
+            position=[-180.0, -180.0, -float(i) * 5.0], pixel_mm=pixel_mm, thickness_mm=5.0,
+            sop_uid=generate_uid(prefix=ROOT),
+            PatientName="Test^Orthanc", PatientID="ORTH-TEST-1", PatientBirthDate="19700101",
+            SeriesDate="20260101", SeriesTime="120000", AccessionNumber="ACC1",
+            Modality=modality, Manufacturer="TestScanner", BodyPartExamined=body_part,
+            StudyDescription="Chest", SeriesDescription="Chest 5mm",
+            ConvolutionKernel="B30f", PatientPosition="HFS",
+        )
         path = out_dir / f"ct{i:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

@@ -9,50 +9,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.helpers import kill_process, stop_process, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll until ``predicate`` returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 class OrthancProcess:
@@ -97,14 +66,13 @@ class OrthancProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop_process(self.proc)
             self.proc = None
 
     def kill(self) -> None:
         """SIGKILL: a crash; the storage stays for the next start."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
+            kill_process(self.proc)
             self.proc = None
 
     def client(self) -> httpx.Client:
@@ -181,11 +149,10 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL: a crash, no chance to clean up."""
         assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
+        kill_process(self.proc)
         self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc, timeout=30)
+            stop_process(self.proc, timeout=30)
             self.proc = None

@@ -24,6 +24,7 @@ import pytest
 
 from phantom import Nodule, write_small_study
 from sr_writer import read_back
+from tests.helpers import free_port, wait_for
 from tests.orthanc_plugin.ct_series import write_ct_series
 from tests.orthanc_plugin.servers import (
     DICOMWEB_PLUGIN,
@@ -32,10 +33,8 @@ from tests.orthanc_plugin.servers import (
     REPO,
     OrthancProcess,
     WorkerProcess,
-    free_port,
     node_config,
     pacs_config,
-    wait_for,
 )
 
 pytestmark = [

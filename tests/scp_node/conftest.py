@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,20 +17,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.helpers import ct_slice, free_port, kill_process, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PATIENT_NAME = "Secret^Patient"
 PATIENT_ID = "PID-7731-SECRET"
 DCMTK = ("echoscu", "storescu", "storescp")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -56,49 +46,16 @@ def write_ct_series(
     out_dir.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
     frame_uid = generate_uid()
+    pixels = np.full((size, size), -1000, dtype=np.int16)
+    pixels[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 40
     paths = []
     for i in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PatientName = PATIENT_NAME
-        ds.PatientID = PATIENT_ID
-        ds.PatientBirthDate = "19600101"
-        ds.PatientSex = "O"
-        ds.StudyDate = "20260101"
-        ds.StudyTime = "120000"
-        ds.AccessionNumber = "ACC-SECRET"
-        ds.ReferringPhysicianName = ""
-        ds.StudyID = "1"
-        ds.Modality = "CT"
-        ds.SeriesNumber = series_number
-        ds.InstanceNumber = i + 1
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.ImagePositionPatient = [0.0, 0.0, float(-i * 2)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [1.0, 1.0]
-        ds.SliceThickness = 2.0
-        ds.Rows = ds.Columns = size
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = 0
-        ds.RescaleSlope = 1
-        ds.KVP = 120
-        pixels = np.full((size, size), -1000, dtype=np.int16)
-        pixels[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 40
-        ds.PixelData = pixels.tobytes()
+        ds = ct_slice(
+            pixels, study_uid=study_uid, series_uid=series_uid, frame_uid=frame_uid,
+            instance_number=i + 1, series_number=series_number,
+            position=[0.0, 0.0, float(-i * 2)], pixel_mm=1.0, thickness_mm=2.0,
+            PatientName=PATIENT_NAME, PatientID=PATIENT_ID, AccessionNumber="ACC-SECRET",
+        )
         path = out_dir / f"s{series_number}_{i:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -120,17 +77,6 @@ def echoscu(port: int, calling: str = "MODALITY", called: str = "CTNODE"
         ["echoscu", "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
         capture_output=True, text=True, timeout=30,
     )
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -167,17 +113,12 @@ class NodeProcess:
         return echoscu(self.port).returncode == 0
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=20)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -311,9 +252,8 @@ class DcmtkStoreScp:
                  "dcmtk storescp")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc, timeout=10)
 
 
 @pytest.fixture()

@@ -15,7 +15,8 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from ctnode.settings import ScpSettings
 from scp_node import DeliveryError, DeliveryTarget, deliver, targets_from_settings
-from tests.scp_node.conftest import Destination, free_port, write_ct_series
+from tests.helpers import free_port
+from tests.scp_node.conftest import Destination, write_ct_series
 
 
 @pytest.fixture()

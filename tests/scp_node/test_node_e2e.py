@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pydicom
 
-from tests.scp_node.conftest import DcmtkStoreScp, storescu, wait_for
+from tests.helpers import wait_for
+from tests.scp_node.conftest import DcmtkStoreScp, storescu
 
 FINAL = ("done", "failed", "delivered")
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
+from tests.helpers import wait_for
 from tests.scp_node.conftest import (
     PATIENT_ID,
     PATIENT_NAME,
     Destination,
     NodeProcess,
     storescu,
-    wait_for,
     write_ct_series,
 )
 

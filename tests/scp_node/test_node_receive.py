@@ -11,12 +11,12 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from tests.helpers import wait_for
 from tests.scp_node.conftest import (
     PATIENT_ID,
     PATIENT_NAME,
     echoscu,
     storescu,
-    wait_for,
     write_ct_series,
 )
 

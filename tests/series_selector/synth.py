@@ -228,23 +228,30 @@ def write_localizer(folder: Path, study_uid: str, series_number: int = 1) -> Pat
     return write_series(folder, spec)[0]
 
 
-def write_secondary_capture(folder: Path, study_uid: str, series_number: int = 998,
-                            description: str = "Dose Report") -> Path:
-    """A dose-report screenshot: Secondary Capture without CT geometry."""
+def _other_object(folder: Path, sop_class: str, study_uid: str, modality: str,
+                  series_number: int, description: str) -> Dataset:
+    """The header of an object that is not a CT image, in a new series of its own."""
     folder.mkdir(parents=True, exist_ok=True)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     uid = generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = uid
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "CT"
+    ds.Modality = modality
     ds.SeriesNumber = series_number
     ds.SeriesDescription = description
+    return ds
+
+
+def write_secondary_capture(folder: Path, study_uid: str, series_number: int = 998,
+                            description: str = "Dose Report") -> Path:
+    """A dose-report screenshot: Secondary Capture without CT geometry."""
+    ds = _other_object(folder, SECONDARY_CAPTURE, study_uid, "CT", series_number, description)
     ds.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
     ds.Rows = ds.Columns = 32
     ds.SamplesPerPixel = 1
@@ -261,20 +268,8 @@ def write_secondary_capture(folder: Path, study_uid: str, series_number: int = 9
 
 def write_dose_sr(folder: Path, study_uid: str, series_number: int = 999) -> Path:
     """A minimal X-Ray Radiation Dose SR header (content is irrelevant to selection)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    uid = generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID = UID(DOSE_SR)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = DOSE_SR
-    ds.SOPInstanceUID = uid
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "SR"
-    ds.SeriesNumber = series_number
-    ds.SeriesDescription = "Radiation Dose Information"
+    ds = _other_object(folder, DOSE_SR, study_uid, "SR", series_number,
+                       "Radiation Dose Information")
     path = folder / "SR0001"
     ds.save_as(path, enforce_file_format=True)
     return path

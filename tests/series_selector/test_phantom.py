@@ -9,7 +9,7 @@ import pytest
 
 from ctnode.settings import SelectionSettings
 from series_selector import check_chest_anatomy, index_path, load_volume, select_series
-from series_selector.types import Verdict
+from series_selector.types import HUVolume, Verdict
 
 phantom = pytest.importorskip("phantom")
 
@@ -56,8 +56,10 @@ LOSSLESS = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.5"
             "1.2.840.10008.1.2.4.57"]
 
 
-@pytest.mark.parametrize("syntax", LOSSLESS)
-def test_phantom_reencoded_same_hu(tmp_path: Path, syntax: str) -> None:
+def _reference_and_encoded(
+    tmp_path: Path, syntax: str
+) -> tuple[list[HUVolume], phantom.WrittenStudy]:
+    """The same small phantom written uncompressed and in ``syntax``, each loaded as a volume."""
     if syntax not in phantom.SUPPORTED_TRANSFER_SYNTAXES:
         pytest.skip(f"phantom cannot write {syntax}")
     lenient = SelectionSettings(min_slices=5, min_coverage_mm=20.0)
@@ -69,6 +71,12 @@ def test_phantom_reencoded_same_hu(tmp_path: Path, syntax: str) -> None:
     for written in (ref, enc):
         index = index_path(written.root)
         volumes.append(load_volume(index, select_series(index, lenient)))
+    return volumes, enc
+
+
+@pytest.mark.parametrize("syntax", LOSSLESS)
+def test_phantom_reencoded_same_hu(tmp_path: Path, syntax: str) -> None:
+    volumes, enc = _reference_and_encoded(tmp_path, syntax)
     assert {h.transfer_syntax_uid for h in index_path(enc.root).instances} == {syntax}
     assert np.array_equal(volumes[0].voxels, volumes[1].voxels)
 
@@ -81,16 +89,6 @@ LOSSY = [("1.2.840.10008.1.2.4.81", 5.0), ("1.2.840.10008.1.2.4.91", 60.0)]
 
 @pytest.mark.parametrize(("syntax", "max_mean_error"), LOSSY)
 def test_phantom_lossy_close(tmp_path: Path, syntax: str, max_mean_error: float) -> None:
-    if syntax not in phantom.SUPPORTED_TRANSFER_SYNTAXES:
-        pytest.skip(f"phantom cannot write {syntax}")
-    lenient = SelectionSettings(min_slices=5, min_coverage_mm=20.0)
-    series = tuple(s for s in phantom.DEFAULT_SERIES if s.name == "thin")
-    ref = phantom.write_small_study(tmp_path / "ref", n_slices=12, series=series)
-    enc = phantom.write_small_study(tmp_path / "enc", n_slices=12, series=series,
-                                    transfer_syntax=syntax)
-    volumes = []
-    for written in (ref, enc):
-        index = index_path(written.root)
-        volumes.append(load_volume(index, select_series(index, lenient)))
+    volumes, _ = _reference_and_encoded(tmp_path, syntax)
     diff = np.abs(volumes[0].voxels.astype(float) - volumes[1].voxels.astype(float))
     assert diff.mean() < max_mean_error

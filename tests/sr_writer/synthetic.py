@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
 
 from inference.types import (
     Evidence,
@@ -24,6 +23,7 @@ from inference.types import (
     StudyResult,
 )
 from series_selector.types import HUVolume, RuleResult, SelectionReport, SeriesDecision, Verdict
+from tests.helpers import ct_slice
 
 ROWS = COLS = 96
 SLICES = 28  # 135 mm: enough coverage for series selection (120 mm)
@@ -72,50 +72,20 @@ def write_study(
     paths, sops = [], []
     for k in range(SLICES):
         sop = generate_uid(entropy_srcs=[seed, "sop", str(k)])
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SpecificCharacterSet = charset
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = sop
-        ds.StudyDate, ds.StudyTime = "20260101", "101500"
-        ds.SeriesDate, ds.SeriesTime = "20260101", "101600"
-        ds.ContentDate, ds.ContentTime = "20260101", "101600"
-        ds.AccessionNumber = "ACC123"
-        ds.Modality = "CT"
-        ds.Manufacturer = "Synthetic"
-        ds.ReferringPhysicianName = ""
-        ds.StudyDescription = "Chest"
-        ds.SeriesDescription = "synthetic chest 5 mm"
-        ds.PatientName = patient_name
-        ds.PatientID = "SYN0001"
-        ds.PatientBirthDate = "19600101"
-        ds.PatientSex = "M"
-        ds.BodyPartExamined = "CHEST"
-        ds.SliceThickness = STEP_MM
-        ds.KVP = 120
-        ds.PatientPosition = "HFS"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.StudyID = "1"
-        ds.SeriesNumber = 2
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [ORIGIN[0], ORIGIN[1], ORIGIN[2] + k * STEP_MM]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PositionReferenceIndicator = ""
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = ROWS, COLS
-        ds.PixelSpacing = [PIXEL_MM, PIXEL_MM]
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.PixelData = (vox[k].astype(np.int32) + 1024).astype(np.int16).tobytes()
+        ds = ct_slice(
+            vox[k], study_uid=study_uid, series_uid=series_uid, frame_uid=frame_uid,
+            instance_number=k + 1, series_number=2,
+            position=[ORIGIN[0], ORIGIN[1], ORIGIN[2] + k * STEP_MM], pixel_mm=PIXEL_MM,
+            thickness_mm=STEP_MM, sop_uid=sop, rescale_intercept=-1024,
+            SpecificCharacterSet=charset, StudyTime="101500",
+            SeriesDate="20260101", SeriesTime="101600",
+            ContentDate="20260101", ContentTime="101600",
+            AccessionNumber="ACC123", Manufacturer="Synthetic", StudyDescription="Chest",
+            SeriesDescription="synthetic chest 5 mm", PatientName=patient_name,
+            PatientID="SYN0001", PatientSex="M", BodyPartExamined="CHEST",
+            PatientPosition="HFS", ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+            PositionReferenceIndicator="", RescaleType="HU",
+        )
         path = folder / f"CT{k + 1:03d}.dcm"
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
