@@ -23,13 +23,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from jobs.context import current_job_id
+
 if TYPE_CHECKING:
     from ctnode.settings import Settings
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ctnode_request_id", default=None)
-job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "ctnode_job_id", default=None)
+job_id_var = current_job_id  # set by the job worker around each job
 
 OUR_PACKAGES: tuple[str, ...] = (
     "ctnode", "api", "inference", "series_selector", "weights", "sr_writer", "scp_node",

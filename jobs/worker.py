@@ -18,6 +18,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+from jobs.context import current_job_id
 from jobs.errors import LeaseLostError, PermanentJobError, RetryableJobError
 from jobs.queue import JobQueue
 from jobs.types import Job, JobContext, JobOutcome, JobState, WorkerSettings
@@ -103,6 +104,13 @@ class Worker:
                 return
 
     def _record(self, job: Job, ctx: JobContext) -> Job | None:
+        token = current_job_id.set(str(job.id))
+        try:
+            return self._run_handler(job, ctx)
+        finally:
+            current_job_id.reset(token)
+
+    def _run_handler(self, job: Job, ctx: JobContext) -> Job | None:
         try:
             try:
                 outcome = self.handler(job, ctx)

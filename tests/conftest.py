@@ -20,6 +20,14 @@ def shared_case(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; skip when absent (a user's fresh clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data (real test studies) is not beside this checkout")
+    return SHARED_DATA.resolve()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Default settings with every local path inside the test's temporary folder."""

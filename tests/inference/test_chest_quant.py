@@ -14,9 +14,9 @@ from inference.models.base import Model
 from inference.models.chest_quant import ChestQuantModel
 from inference.types import ModelOutput
 from series_selector.types import HUVolume
+from tests.conftest import SHARED_DATA as DATA
 from tests.inference.analyzer_synth import synthetic_chest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 A0001 = DATA / "lungpetctdx_A0001"
 
 

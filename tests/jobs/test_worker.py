@@ -175,3 +175,25 @@ def test_run_worker_stops_on_event(queue: SqliteJobQueue) -> None:
     stop.set()
     thread.join(5)
     assert not thread.is_alive() and queue.counts()["done"] == 1
+
+
+def test_log_lines_during_a_job_carry_its_id(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Every line logged while a job runs names the job (issue 9: job IDs in logs)."""
+    import logging
+
+    from ctnode.logging_setup import ContextFilter
+    from jobs import JobOutcome, JobState, SqliteJobQueue, Worker, WorkerSettings
+
+    queue = SqliteJobQueue(tmp_path / "q.sqlite3")
+    job, _ = queue.enqueue("1.2.3", "test", "loc", "hash")
+    seen: list[str | None] = []
+
+    def handler(j, ctx):  # type: ignore[no-untyped-def]
+        logging.getLogger("jobs.test").warning("working")
+        return JobOutcome(JobState.DONE, "ok")
+
+    caplog.handler.addFilter(ContextFilter())
+    worker = Worker(queue, handler, WorkerSettings(lease_seconds=5, poll_seconds=0.05))
+    worker.run_once()
+    seen = [getattr(r, "job_id", None) for r in caplog.records if r.getMessage() == "working"]
+    assert seen == [str(job.id)]

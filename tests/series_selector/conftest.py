@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from pydicom.uid import generate_uid
 
 from ctnode.settings import SelectionSettings
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 @pytest.fixture
@@ -21,9 +17,3 @@ def settings() -> SelectionSettings:
 def study_uid() -> str:
     return generate_uid()
 
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent (fresh clone)")
-    return SHARED_DATA.resolve()

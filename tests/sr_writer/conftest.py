@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ctnode.settings import OutputSettings
@@ -30,10 +28,3 @@ def settings() -> OutputSettings:
     return OutputSettings()
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``shared/data`` beside the repository checkout; skip when absent."""
-    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip("shared/data (real test studies) is not beside this checkout")
-    return path
