@@ -111,12 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise StarletteHTTPException(status_code=401, detail="missing or wrong X-API-Key")
 
     @app.middleware("http")
-    async def add_request_id(request: Request, call_next: Any) -> Any:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    async def start_clock(request: Request, call_next: Any) -> Any:
+        # The request ID (sanitised, echoed in the answer) is MetricsMiddleware's job.
         request.state.t0 = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+        return await call_next(request)
 
     def _elapsed(request: Request) -> float:
         return time.perf_counter() - getattr(request.state, "t0", time.perf_counter())
@@ -163,10 +161,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def _predict(request: Request, upload: UploadFile, kind: str) -> JSONResponse:
         rid = _rid(request)
-        workdir = Path(tempfile.mkdtemp(prefix="ctnode-api-", dir=settings.node.temp_dir))
+        try:
+            workdir = Path(tempfile.mkdtemp(prefix="ctnode-api-", dir=settings.node.temp_dir))
+        except OSError:  # temp folder missing or full: still a seed-shaped answer
+            logger.exception("request %s: cannot create a temporary folder", rid)
+            return JSONResponse(failure_body(
+                "the node cannot store the upload (temporary folder unavailable); the node's "
+                "log has the details", "internal_error", _elapsed(request), rid), status_code=500)
         try:
             try:
                 path = await save_upload(upload, workdir, kind, settings.api)
+            except OSError:  # disk full while receiving: the node's fault, not the client's
+                logger.exception("request %s: cannot store the upload", rid)
+                return JSONResponse(failure_body(
+                    "the node cannot store the upload; the node's log has the details",
+                    "internal_error", _elapsed(request), rid), status_code=500)
             except UploadRejected as exc:
                 logger.info("request %s: upload rejected (%s)", rid, exc.code)
                 return JSONResponse(

@@ -9,7 +9,7 @@ things (see ``api.app.create_app``):
   request ID (the client's ``X-Request-ID`` when sane, else a new one),
   echoed in the response's ``X-Request-ID`` header;
 * ``metrics_router(metrics)``: ``GET /metrics`` in the Prometheus text format;
-* ``observe_result(metrics, result)`` after every pipeline run.
+* ``metrics.observe_result(result)`` after every pipeline run.
 
 Jobs by state and model load status are read at scrape time from callables,
 so they are never stale. Labels are bounded sets (route templates, states,
@@ -89,14 +89,6 @@ class Metrics:
         self._sources = _SourcesCollector(jobs_counts, model_statuses)
         self.registry.register(self._sources)
 
-    def set_jobs_source(self, jobs_counts: JobCounts | None) -> None:
-        """Read jobs by state from this callable at each scrape (e.g. ``JobQueue.counts``)."""
-        self._sources.jobs_counts = jobs_counts
-
-    def set_models_source(self, model_statuses: ModelStatuses | None) -> None:
-        """Read the models' load status from this callable at each scrape."""
-        self._sources.model_statuses = model_statuses
-
     def observe_result(self, result: StudyResult) -> None:
         """Count one pipeline run and record its stage durations."""
         code = "" if result.ok else (result.error_code or "unknown")
@@ -114,11 +106,6 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
-
-
-def observe_result(metrics: Metrics, result: StudyResult) -> None:
-    """Record one pipeline result (the function form of ``Metrics.observe_result``)."""
-    metrics.observe_result(result)
 
 
 class _SourcesCollector(Collector):
@@ -269,5 +256,5 @@ def parse_metrics_text(text: str) -> dict[str, list[tuple[dict[str, str], float]
     return samples
 
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_router", "observe_result",
-           "parse_metrics_text", "queue_counts"]
+__all__ = ["Metrics", "MetricsMiddleware", "metrics_router", "parse_metrics_text",
+           "queue_counts"]

@@ -140,13 +140,13 @@ class PlainFormatter(logging.Formatter):
         return redact_phi(text) if record.exc_info else text
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is now (Rich's progress display swaps it)."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -170,6 +170,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
         root.removeHandler(old)
     handler: logging.Handler = (
         logging.StreamHandler(stream) if stream is not None else _StderrHandler())
+    # A marker attribute (logging.Handler has no slot for it) so a second call finds ours.
     handler._ctnode = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter() if settings.log_json else PlainFormatter())
     handler.addFilter(ContextFilter())

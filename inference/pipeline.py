@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ INPUT_ERROR_CODES = frozenset({
 })
 
 _ensemble_cache: dict[str, Ensemble] = {}
+_ensemble_lock = threading.Lock()  # doors call from worker threads: build each ensemble once
 
 
 def _ensemble_key(settings: Settings) -> str:
@@ -57,9 +59,10 @@ def _ensemble_key(settings: Settings) -> str:
 def get_ensemble(settings: Settings) -> Ensemble:
     """The ensemble for these settings, built once per process (models load once)."""
     key = _ensemble_key(settings)
-    if key not in _ensemble_cache:
-        _ensemble_cache[key] = build_ensemble(settings)
-    return _ensemble_cache[key]
+    with _ensemble_lock:
+        if key not in _ensemble_cache:
+            _ensemble_cache[key] = build_ensemble(settings)
+        return _ensemble_cache[key]
 
 
 class _Stages:
@@ -112,7 +115,8 @@ def run_pipeline(
     try:
         source = Path(source)
         if not source.exists():
-            raise SelectionError(f"input {source} does not exist", code="not_found")
+            # no path in the message: it is logged, and folders are often named after the patient
+            raise SelectionError("the input does not exist", code="not_found")
         if is_nifti(source):
             with stages.stage("load_volume"):
                 volume = load_nifti(source)
@@ -125,7 +129,7 @@ def run_pipeline(
             if source.is_file():
                 if not zipfile.is_zipfile(source):
                     raise SelectionError(
-                        f"{source.name} is neither a ZIP archive, a NIfTI file nor a folder "
+                        "the input file is neither a ZIP archive, a NIfTI file nor a folder "
                         "of DICOM files",
                         code="unsupported_input",
                     )
@@ -160,7 +164,9 @@ def run_pipeline(
         )
         return result
     except (SelectionError, InferenceError) as exc:
-        logger.info("study %s: Failure (%s): %s", study_uid or "?", exc.code, exc)
+        # The sentence goes to the caller, not the log: it can quote file or folder
+        # names, which sites often name after the patient.
+        logger.info("study %s: Failure (%s)", study_uid or "?", exc.code)
         return _failure(str(exc), exc.code, study_uid, series_uid, selection, stages, t0,
                         ensemble, settings)
     except Exception as exc:  # the door must still answer; the log keeps the trace

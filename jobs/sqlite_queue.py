@@ -154,9 +154,11 @@ class SqliteJobQueue(JobQueue):
             raise ValueError("source must not be empty")
         now = time.time()
         with self._write() as conn:
+            # Only the duplicate is ignored (OR IGNORE would also hide a NOT NULL violation).
             cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (study_uid, source, locator, content_hash, state, "
-                "attempts, created_at, updated_at, n_instances) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                "INSERT INTO jobs (study_uid, source, locator, content_hash, state, "
+                "attempts, created_at, updated_at, n_instances) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) "
+                "ON CONFLICT (study_uid, content_hash) DO NOTHING",
                 (study_uid, source, locator, content_hash, JobState.QUEUED.value, now, now,
                  int(n_instances)),
             )

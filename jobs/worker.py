@@ -12,10 +12,12 @@ its traceback and treated as transient. Standard library only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from jobs.context import current_job_id
@@ -28,9 +30,17 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[Job, JobContext], JobOutcome]
 
+_worker_numbers = itertools.count()
 
-def default_worker_name(index: int = 0) -> str:
-    """host:pid:index, unique per worker thread, readable in ``ctnode jobs``."""
+
+def default_worker_name(index: int | None = None) -> str:
+    """host:pid:index, readable in ``ctnode jobs``; without ``index``, the next free number.
+
+    The queue tells workers apart by name alone (renew, mark), so two workers of
+    one process must never share one: both could then record the same job.
+    """
+    if index is None:
+        index = next(_worker_numbers)
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
@@ -80,7 +90,7 @@ class Worker:
         ctx = JobContext(worker=self.name, lease_lost=threading.Event(), stop=self.stop)
         finished = threading.Event()
         renewer = threading.Thread(
-            target=self._renew_until, args=(job.id, ctx, finished),
+            target=self._renew_until, args=(job, ctx, finished),
             name=f"lease-{job.id}", daemon=True,
         )
         renewer.start()
@@ -90,18 +100,25 @@ class Worker:
             finished.set()
             renewer.join()
 
-    def _renew_until(self, job_id: int, ctx: JobContext, finished: threading.Event) -> None:
-        interval = self.settings.lease_seconds / 3.0
-        while not finished.wait(interval):
+    def _renew_until(self, job: Job, ctx: JobContext, finished: threading.Event) -> None:
+        lease = self.settings.lease_seconds
+        lease_until = job.lease_until
+        while not finished.wait(lease / 3.0):
+            asked_at = time.time()
             try:
-                owned = self.queue.renew(job_id, self.name, self.settings.lease_seconds)
+                owned = self.queue.renew(job.id, self.name, lease)
             except Exception:
-                logger.exception("job %d: lease renewal failed; will try again", job_id)
-                continue
+                if time.time() < lease_until:
+                    logger.exception("job %d: lease renewal failed; will try again", job.id)
+                    continue
+                # Expired unrenewed: another worker may take the job now; tell the handler.
+                logger.exception("job %d: lease expired while renewals failed", job.id)
+                owned = False
             if not owned:
-                logger.warning("job %d: lease lost by %s", job_id, self.name)
+                logger.warning("job %d: lease lost by %s", job.id, self.name)
                 ctx.lease_lost.set()
                 return
+            lease_until = asked_at + lease
 
     def _record(self, job: Job, ctx: JobContext) -> Job | None:
         token = current_job_id.set(str(job.id))
@@ -122,7 +139,15 @@ class Worker:
                 logger.exception("job %d: handler raised", job.id)
                 return self._retry_later(job, f"{type(exc).__name__}: {exc}")
             if not isinstance(outcome, JobOutcome):
-                raise TypeError(f"handler returned {type(outcome).__name__}, not JobOutcome")
+                # A bug in the handler, not in the job: record it rather than leave the
+                # job running until its lease expires and blame a dead worker.
+                logger.error("job %d: handler returned %s, not JobOutcome", job.id,
+                             type(outcome).__name__)
+                return self.queue.mark(
+                    job.id, JobState.FAILED,
+                    f"handler returned {type(outcome).__name__}, not JobOutcome",
+                    worker=self.name,
+                )
             return self.queue.mark(
                 job.id, outcome.state, outcome.reason, outcome.result_json, worker=self.name
             )
@@ -163,8 +188,8 @@ class WorkerPool:
             raise ValueError("WorkerPool.size must be at least 1")
         self.stop_event = threading.Event()
         self.workers = [
-            Worker(queue, handler, settings, name=default_worker_name(i), stop=self.stop_event)
-            for i in range(size)
+            Worker(queue, handler, settings, name=default_worker_name(), stop=self.stop_event)
+            for _ in range(size)
         ]
         self._threads: list[threading.Thread] = []
 

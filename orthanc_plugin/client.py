@@ -73,16 +73,23 @@ class OrthancClient:
 
     def download_instance(self, instance_id: str, dest: Path) -> Path:
         """Write one instance's DICOM file (as received) to ``dest``, atomically."""
+        path = f"/instances/{instance_id}/file"
         tmp = dest.with_name(dest.name + ".part")
-        with self._http.stream("GET", f"/instances/{instance_id}/file") as response:
-            if response.status_code >= 400:
-                raise OrthancRestError(
-                    f"GET /instances/{instance_id}/file: HTTP {response.status_code}",
-                    status=response.status_code,
-                )
-            with tmp.open("wb") as fh:
-                for chunk in response.iter_bytes():
-                    fh.write(chunk)
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    raise OrthancRestError(
+                        f"GET {path}: HTTP {response.status_code}", status=response.status_code
+                    )
+                with tmp.open("wb") as fh:
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+        except httpx.HTTPError as exc:  # connection lost mid-file: "Orthanc down", like _request
+            tmp.unlink(missing_ok=True)
+            raise OrthancRestError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(dest)
         return dest
 

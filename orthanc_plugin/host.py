@@ -266,7 +266,13 @@ class PluginHost:
                     continue
             except Exception:  # deleted since
                 continue
-            self.process_study(study_id)
+            try:
+                self.process_study(study_id)
+            except Exception as exc:  # one bad study must not end the recovery of the others
+                self._count("errors")
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("start-up sweep: could not queue Orthanc study %s", study_id)
+                continue
             checked += 1
         self._count("swept", checked)
         logger.info("start-up sweep: %d stable studies re-checked from the last %d changes",

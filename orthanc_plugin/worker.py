@@ -37,6 +37,7 @@ from jobs import (
     Job,
     JobContext,
     JobOutcome,
+    JobQueue,
     JobState,
     LeaseLostError,
     PermanentJobError,
@@ -129,11 +130,14 @@ class OrthancJobHandler:
         *,
         pipeline: Pipeline = _default_pipeline,
         writer: ResultWriter = _default_writer,
+        job_queue: JobQueue | None = None,
     ) -> None:
+        """``job_queue``: lets pruning spare the folders of jobs not finished yet."""
         self._client = client
         self._settings = settings
         self._pipeline = pipeline
         self._writer = writer
+        self._queue = job_queue
         self._results_dir = results_dir(settings)
         self._scan_config = PluginConfig(
             queue_path=queue_path(settings),
@@ -162,10 +166,11 @@ class OrthancJobHandler:
     # -- steps ---------------------------------------------------------------------------
 
     def _load_checkpoint(self, job_dir: Path, job: Job) -> dict[str, Any] | None:
-        path = job_dir / CHECKPOINT_FILE
-        if not path.exists():
+        try:
+            data: dict[str, Any] = json.loads(
+                (job_dir / CHECKPOINT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or cut short (power loss): analyse again
             return None
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if data.get("content_hash") != job.content_hash:
             return None
         if not all((job_dir / f).exists() for f in data.get("files", [])):
@@ -315,14 +320,37 @@ class OrthancJobHandler:
         shutil.rmtree(job_dir, ignore_errors=True)
 
     def _prune(self, keep: Path) -> None:
-        """Remove job folders untouched for longer than the retention time."""
+        """Remove job folders untouched for longer than the retention time.
+
+        Housekeeping: a failure is logged, never fails the job just delivered.
+        """
         horizon = time.time() - self._settings.orthanc.results_retention_h * 3600.0
-        for job_dir in self._results_dir.glob("job-*"):
-            try:
-                if job_dir != keep and job_dir.stat().st_mtime < horizon:
-                    self._cleanup(job_dir)
-            except FileNotFoundError:  # another worker pruned it
-                continue
+        try:
+            for job_dir in self._results_dir.glob("job-*"):
+                try:
+                    if (job_dir == keep or job_dir.stat().st_mtime >= horizon
+                            or self._unfinished(job_dir)):
+                        continue
+                except FileNotFoundError:  # another worker pruned it
+                    continue
+                self._cleanup(job_dir)
+        except Exception:
+            logger.exception("pruning %s failed; will try after the next job", self._results_dir)
+
+    def _unfinished(self, job_dir: Path) -> bool:
+        """The folder's job is queued (awaiting a retry) or running in another worker.
+
+        Its delivery markers are what keeps a retry from sending twice, and its
+        input is in use: with a short retention, pruning by age alone would take them.
+        """
+        if self._queue is None:
+            return False
+        try:
+            job_id = int(job_dir.name.split("-")[1])
+        except (IndexError, ValueError):
+            return False
+        job = self._queue.get(job_id)
+        return job is not None and not job.state.is_final
 
 
 def run_orthanc_worker(
@@ -337,7 +365,7 @@ def run_orthanc_worker(
             logger.warning("Orthanc at %s not answering yet (%s); jobs will wait",
                            client.base_url, exc)
         job_queue = SqliteJobQueue(queue_path(settings))
-        handler = OrthancJobHandler(client, settings)
+        handler = OrthancJobHandler(client, settings, job_queue=job_queue)
         pool = WorkerPool(job_queue, handler, worker_settings(settings),
                           size=settings.orthanc.workers)
         logger.info("Orthanc worker: %d worker(s), queue %s, Orthanc %s, destinations %s",

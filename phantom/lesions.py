@@ -132,7 +132,9 @@ def resolve_site(scene: Scene, site: LungSite, radius_mm: float) -> np.ndarray:
     return g.to_lps(k, float(cj[n]), float(ci[n]))
 
 
-def _sphere_fraction(g: Grid, center: np.ndarray, radius: float):  # type: ignore[no-untyped-def]
+def _sphere_fraction(
+    g: Grid, center: np.ndarray, radius: float
+) -> tuple[Box, np.ndarray] | None:
     return capsule(g, center, center, radius, radius)
 
 

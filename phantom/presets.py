@@ -125,7 +125,7 @@ def lesion_from_text(text: str) -> Lesion:
     if isinstance(kw.get("center_mm"), str):
         kw["center_mm"] = tuple(float(v) for v in kw["center_mm"].split(","))
     try:
-        return cls(**kw)  # type: ignore[no-any-return]
+        return cls(**kw)
     except (TypeError, ValueError) as exc:
         raise PhantomSpecError(f"lesion {text!r}: {exc}") from exc
 

@@ -76,7 +76,12 @@ def send_c_store(
         raise DeliveryError(f"{target.key}: association {why}")
     try:
         for path in files:
-            status = assoc.send_c_store(path)
+            try:
+                status = assoc.send_c_store(path)
+            except (RuntimeError, ValueError) as exc:
+                # pynetdicom: the peer accepted no context for this SOP class / transfer
+                # syntax (ValueError), or aborted the association mid-way (RuntimeError).
+                raise DeliveryError(f"{target.key}: {path.name} not sent ({exc})") from exc
             code = int(getattr(status, "Status", -1)) if status else -1
             if code not in _STORED:
                 reason = "no response" if code < 0 else f"status 0x{code:04X}"

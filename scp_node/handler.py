@@ -85,10 +85,9 @@ class ScpJobHandler:
         outputs = self._analysed(job, out_dir)
         if outputs is None:
             outputs = self._analyse(job, study_dir, out_dir)
-        if ctx.lease_lost.is_set():
-            raise RetryableJobError("lease lost during analysis")
+        _check_lease(ctx, "analysis")
         files = [out_dir / name for name in outputs["objects"]]
-        delivered = self._deliver(job, out_dir, files)
+        delivered = self._deliver(job, ctx, out_dir, files)
         summary = outputs["summary"]
         state = JobState.DELIVERED if self.targets else JobState.DONE
         reason = summary
@@ -143,8 +142,10 @@ class ScpJobHandler:
         unreadable = list(result.selection.unreadable_reasons) if result.selection else []
         if n_unreadable:
             summary += f"; {n_unreadable} unreadable instance(s) ignored"
-            logger.warning("job %d: %d unreadable instance(s) in study %s: %s", job.id,
-                           n_unreadable, job.study_uid, "; ".join(unreadable[:3]))
+            # The reasons quote pydicom's exception text, which may quote element values:
+            # they go to the job's result, not to the log (STYLE 26).
+            logger.warning("job %d: %d unreadable instance(s) in study %s (reasons in the "
+                           "job's result)", job.id, n_unreadable, job.study_uid)
         outputs: dict[str, Any] = {
             "content_hash": job.content_hash,
             "processing_status": result.status.value,
@@ -163,7 +164,9 @@ class ScpJobHandler:
 
     # -- step 2: delivery ------------------------------------------------------------------
 
-    def _deliver(self, job: Job, out_dir: Path, files: list[Path]) -> dict[str, float]:
+    def _deliver(
+        self, job: Job, ctx: JobContext, out_dir: Path, files: list[Path]
+    ) -> dict[str, float]:
         record = out_dir / DELIVERED
         try:
             delivered: dict[str, float] = json.loads(record.read_text("utf-8"))
@@ -173,6 +176,7 @@ class ScpJobHandler:
         for target in self.targets:
             if target.key in delivered:
                 continue
+            _check_lease(ctx, "delivery")  # the worker that took the job over sends it
             try:
                 deliver(files, target, self.settings.scp.ae_title,
                         self.settings.scp.delivery_timeout_s)
@@ -186,6 +190,11 @@ class ScpJobHandler:
             done = ", ".join(sorted(delivered)) or "none"
             raise RetryableJobError("; ".join(errors) + f" (delivered: {done})")
         return delivered
+
+
+def _check_lease(ctx: JobContext, step: str) -> None:
+    if ctx.lease_lost.is_set():
+        raise RetryableJobError(f"lease lost during {step}")
 
 
 def _some_source(study_dir: Path) -> list[Path]:

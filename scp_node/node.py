@@ -134,10 +134,13 @@ class ScpNode:
         """Remove studies whose current content was analysed and delivered, after retention.
 
         A study still receiving, with a job queued or running, whose job failed
-        (kept for ``ctnode jobs retry``) or whose content changed since, stays.
+        (kept for ``ctnode jobs retry``) or whose content changed since, stays;
+        so does one that received an instance (even a resent one) within the
+        retention time or the stable time.
         """
         now = time.time() if now is None else now
         retention_s = self.settings.scp.spool_retention_hours * 3600
+        quiet_s = max(retention_s, self.settings.scp.stable_seconds)
         pending = self.monitor.pending()
         removed = []
         for uid in self.spool.studies():
@@ -151,8 +154,9 @@ class ScpNode:
                         and j.state in (JobState.DONE, JobState.DELIVERED)]
             if not finished or now - max(j.updated_at for j in finished) < retention_s:
                 continue
-            self.spool.remove_study(uid)
-            removed.append(uid)
+            # Checked again under the spool's lock: a C-STORE of this study may be under way.
+            if self.spool.remove_study(uid, quiet_seconds=quiet_s, now=now):
+                removed.append(uid)
         return removed
 
     def _clean_loop(self) -> None:
@@ -167,8 +171,8 @@ class ScpNode:
 def run_scp(settings: Settings, stop_event: threading.Event) -> None:
     """Run the node until ``stop_event`` is set (``ctnode scp``)."""
     node = ScpNode(settings)
-    node.start()
     try:
+        node.start()  # inside: a failed start (port taken) stops the workers already started
         stop_event.wait()
     finally:
         node.stop()

@@ -6,8 +6,13 @@ place. The same SOP Instance UID received twice replaces the first copy, so
 a resent study leaves the spool (and its content hash) unchanged. Instances
 whose header cannot be read go, as received, to ``<root>/_unreadable/``.
 
-The file is not fsync'ed: a killed process loses nothing (the page cache
-survives it); a power cut right after the response could.
+The placement is durable before the response: the file's data is fsync'ed,
+then renamed, then its folder (and any folder just created) is fsync'ed, so
+a power cut after a Success response loses no instance and never leaves a
+half-written one under its final name.
+
+Placing a file and removing a study hold the same per-study lock, so the
+retention clean-up can never delete an instance whose C-STORE was answered.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from pydicom import dcmread
@@ -33,6 +40,7 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 QUARANTINE = "_unreadable"
 _SUFFIX = ".dcm"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_LOCK_STRIPES = 64
 
 
 def is_uid(value: object) -> bool:
@@ -51,6 +59,12 @@ class Spool:
         self.root = root
         self.min_free_bytes = int(min_free_mb * 1024 * 1024)
         root.mkdir(parents=True, exist_ok=True)
+        # Striped rather than one lock per study: bounded memory, and associations
+        # carrying different studies rarely wait for each other.
+        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+
+    def _lock(self, study_uid: str) -> threading.Lock:
+        return self._locks[hash(study_uid) % _LOCK_STRIPES]
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -65,10 +79,13 @@ class Spool:
             self._quarantine(received, sop_instance_uid)
             raise UnreadableInstanceError("SOP Instance UID is not a valid UID")
         target = self.root / study_uid / series_uid / f"{sop_instance_uid}{_SUFFIX}"
-        duplicate = target.exists()
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _move_into_place(received, target)
+            _fsync_file(received)  # the slow part, outside the lock (pynetdicom's temp file)
+            with self._lock(study_uid):
+                duplicate = target.exists()
+                _make_dirs(target.parent)
+                _rename(received, target)
+            _fsync_dir(target.parent)
         except OSError as exc:
             if exc.errno in _NO_SPACE:
                 raise SpoolFullError(f"disk full while storing {sop_instance_uid}") from exc
@@ -110,7 +127,7 @@ class Spool:
 
     def _quarantine(self, received: Path, sop_instance_uid: str) -> Path:
         folder = self.root / QUARANTINE
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_dirs(folder)
         name = sop_instance_uid if is_uid(sop_instance_uid) else hashlib.sha256(
             sop_instance_uid.encode("utf-8", "replace")
         ).hexdigest()[:32]
@@ -135,10 +152,11 @@ class Spool:
     def study(self, study_uid: str) -> SpooledStudy:
         """The study's current content and its hash (sorted series/SOP UID pairs)."""
         directory = self.study_dir(study_uid)
-        members = sorted(
-            f"{p.parent.name}/{p.name[: -len(_SUFFIX)]}"
-            for p in directory.glob(f"*/*{_SUFFIX}")
-        ) if directory.is_dir() else []
+        with self._lock(study_uid):  # never the listing of a study half removed
+            members = sorted(
+                f"{p.parent.name}/{p.name[: -len(_SUFFIX)]}"
+                for p in directory.glob(f"*/*{_SUFFIX}")
+            ) if directory.is_dir() else []
         digest = hashlib.sha256("\n".join(members).encode("ascii")).hexdigest()
         return SpooledStudy(study_uid, directory, digest, len(members))
 
@@ -148,13 +166,61 @@ class Spool:
         times = [p.stat().st_mtime for p in directory.glob(f"*/*{_SUFFIX}")]
         return max(times, default=0.0)
 
-    def remove_study(self, study_uid: str) -> None:
-        """Delete a study's folder (after its results were delivered and retention passed)."""
-        shutil.rmtree(self.study_dir(study_uid), ignore_errors=True)
+    def remove_study(
+        self, study_uid: str, quiet_seconds: float = 0.0, now: float | None = None
+    ) -> bool:
+        """Delete a study's folder (after its results were delivered and retention passed).
+
+        Kept when an instance of it arrived in the last ``quiet_seconds`` (a
+        sender may be sending it again): checked and removed under the study's
+        lock, so no instance is placed in between. Returns whether it was removed.
+        """
+        directory = self.study_dir(study_uid)
+        with self._lock(study_uid):
+            now = time.time() if now is None else now
+            if quiet_seconds > 0 and now - self.newest_mtime(study_uid) < quiet_seconds:
+                logger.info("study %s received again lately: kept in spool", study_uid)
+                return False
+            shutil.rmtree(directory, ignore_errors=True)
         logger.info("study %s removed from spool", study_uid)
+        return True
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a file's data to disk (fsync works on a read-only descriptor on POSIX)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries, so a rename or a new name in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(folder: Path) -> None:
+    """``mkdir -p`` whose new folders are recorded on disk in their parents."""
+    if folder.is_dir():
+        return
+    _make_dirs(folder.parent)
+    folder.mkdir(exist_ok=True)
+    _fsync_dir(folder.parent)
 
 
 def _move_into_place(source: Path, target: Path) -> None:
+    """Durably: the data fsync'ed, renamed into place, then the folder fsync'ed."""
+    _fsync_file(source)
+    _rename(source, target)
+    _fsync_dir(target.parent)
+
+
+def _rename(source: Path, target: Path) -> None:
     """Rename when possible; across file systems copy beside the target, then rename."""
     try:
         os.replace(source, target)
@@ -167,6 +233,7 @@ def _move_into_place(source: Path, target: Path) -> None:
     tmp = Path(tmp_name)
     try:
         shutil.copyfile(source, tmp)
+        _fsync_file(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

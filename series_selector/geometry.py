@@ -106,6 +106,8 @@ def _tilt_deg(slices: tuple[Slice, ...], order: np.ndarray, normal: np.ndarray) 
 
 def _consistency(slices: tuple[Slice, ...]) -> tuple[bool, str]:
     """Whether every slice has the same matrix, pixel spacing and orientation."""
+    if _all_alike(slices):  # the usual case, checked for the whole stack at once
+        return True, ""
     first = slices[0]
     for s in slices[1:]:
         if (s.header.rows, s.header.columns) != (first.header.rows, first.header.columns):
@@ -120,6 +122,28 @@ def _consistency(slices: tuple[Slice, ...]) -> tuple[bool, str]:
         if not np.allclose(s.orientation, first.orientation, atol=1e-3):  # type: ignore[arg-type]
             return False, "image orientation varies between slices"
     return True, ""
+
+
+def _all_alike(slices: tuple[Slice, ...]) -> bool:
+    """``_consistency``'s test, vectorised: the same tolerance as ``np.allclose(atol=1e-3)``.
+
+    False also when a value is missing or not finite: the slice-by-slice loop
+    then finds the first difference and says what it is.
+    """
+    first = slices[0]
+    if first.pixel_spacing is None or first.orientation is None:
+        return False
+    if any(s.pixel_spacing is None or s.orientation is None for s in slices):
+        return False
+    if len({(s.header.rows, s.header.columns) for s in slices}) != 1:
+        return False
+
+    def close(values: list[tuple[float, ...]], ref: tuple[float, ...]) -> bool:
+        a, b = np.asarray(values, dtype=float), np.asarray(ref, dtype=float)
+        return bool(np.all(np.abs(a - b) <= 1e-3 + 1e-5 * np.abs(b)))
+
+    return (close([s.pixel_spacing for s in slices], first.pixel_spacing)  # type: ignore[misc]
+            and close([s.orientation for s in slices], first.orientation))  # type: ignore[misc]
 
 
 def in_plane_offsets(slices: list[Slice], normal: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from series_selector.types import (
     DicomIndex,
     FrameInfo,
     InstanceHeader,
+    PixelLayout,
     UnreadableFile,
 )
 
@@ -38,6 +39,10 @@ _NATIVE_SYNTAXES = frozenset({
     "", _IMPLICIT_VR_LE, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
 })  # deflated files are legitimately smaller than their pixel data
 _MIN_DICOM_BYTES = 32  # a single element header and more; anything shorter is not DICOM
+_LE_NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LE, "1.2.840.10008.1.2.1"})
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
+_ELEMENT_HEADER_BYTES = 12  # tag, VR, reserved, 4-byte length (explicit VR OB/OW)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def index_path(root: Path) -> DicomIndex:
@@ -83,7 +88,7 @@ def read_header(path: Path) -> InstanceHeader | UnreadableFile:
     try:
         if path.stat().st_size < _MIN_DICOM_BYTES:
             return UnreadableFile(path, "file too small to be DICOM")
-        ds = _read_dataset(path)
+        ds, pixel_element = _read_dataset(path)
     except InvalidDicomError as exc:
         return UnreadableFile(path, f"not DICOM: {exc}")
     except Exception as exc:  # pydicom raises many types on corrupt input
@@ -97,7 +102,7 @@ def read_header(path: Path) -> InstanceHeader | UnreadableFile:
     if problem:
         return UnreadableFile(path, problem)
     try:
-        return header_from_dataset(path, ds)
+        return header_from_dataset(path, ds, pixel_layout(ds, *pixel_element))
     except (ValueError, TypeError) as exc:
         return UnreadableFile(path, f"incomplete DICOM header: {exc}")
     except Exception as exc:  # malformed values surface lazily in pydicom
@@ -128,26 +133,91 @@ def _image_problem(path: Path, ds: Dataset, sop_class: str) -> str:
     return ""
 
 
-def _read_dataset(path: Path) -> Dataset:
+def _read_dataset(path: Path) -> tuple[Dataset, tuple[int, bytes]]:
     """Read the header; fall back to ``force`` for files without preamble.
 
     A forced read of a random file often "succeeds" with nonsense, so it only
-    counts when it yields the UIDs an instance must have.
+    counts when it yields the UIDs an instance must have. Also returns where the
+    read stopped and the element header found there (pydicom rewinds to the
+    pixel data tag), for ``pixel_layout``.
+    """
+    with path.open("rb") as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except InvalidDicomError:
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            has_uid = ("SOPInstanceUID" in ds or "StudyInstanceUID" in ds
+                       or "SeriesInstanceUID" in ds)
+            meta = getattr(ds, "file_meta", None)
+            has_meta = meta is not None and "MediaStorageSOPClassUID" in meta
+            if not (has_uid or has_meta):
+                raise InvalidDicomError("no DICOM preamble and no DICOM identifiers") from None
+        offset = fp.tell()
+        return ds, (offset, fp.read(_ELEMENT_HEADER_BYTES))
+
+
+def pixel_layout(ds: Dataset, offset: int, element_header: bytes) -> PixelLayout | None:
+    """Where the native pixel data of ``ds`` lies in its file, or None to decode via pydicom.
+
+    ``element_header`` holds the bytes at ``offset``, where the header read
+    stopped. Only little-endian native syntaxes (not deflated: there the
+    offsets are of the inflated stream) and plain greyscale images qualify;
+    anything unusual returns None, never raises, so the file is still indexed
+    and decoded the slower way.
     """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        pass
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    has_uid = "SOPInstanceUID" in ds or "StudyInstanceUID" in ds or "SeriesInstanceUID" in ds
-    meta = getattr(ds, "file_meta", None)
-    has_meta = meta is not None and "MediaStorageSOPClassUID" in meta
-    if not (has_uid or has_meta):
-        raise InvalidDicomError("no DICOM preamble and no DICOM identifiers")
-    return ds
+        meta = getattr(ds, "file_meta", None)
+        ts = _str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        is_implicit, is_little = ds.original_encoding
+        if ts not in _LE_NATIVE_SYNTAXES or not is_little or is_implicit is None:
+            return None
+        if len(element_header) < _ELEMENT_HEADER_BYTES or element_header[:4] != _PIXEL_DATA_TAG:
+            return None
+        if is_implicit:
+            length, value_offset = int.from_bytes(element_header[4:8], "little"), offset + 8
+        elif element_header[4:6] in (b"OW", b"OB") and element_header[6:8] == b"\0\0":
+            length, value_offset = int.from_bytes(element_header[8:12], "little"), offset + 12
+        else:
+            return None
+        samples = _int(ds.get("SamplesPerPixel")) or 1
+        bits = _int(ds.get("BitsAllocated"))
+        representation = _int(ds.get("PixelRepresentation"))
+        if length == _UNDEFINED_LENGTH or samples != 1 or representation not in (0, 1):
+            return None  # encapsulated despite the syntax, colour, or a malformed header
+        signed = representation == 1
+        padding, limit = ds.get("PixelPaddingValue"), ds.get("PixelPaddingRangeLimit")
+        return PixelLayout(
+            value_offset=value_offset,
+            value_length=length,
+            rows=_int(ds.get("Rows")) or 0,
+            columns=_int(ds.get("Columns")) or 0,
+            frames=_int(ds.get("NumberOfFrames")) or 1,
+            bits_allocated=bits or 0,
+            bits_stored=_int(ds.get("BitsStored")) or bits or 0,
+            signed=signed,
+            photometric_interpretation=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
+            rescale_slope=float(ds.get("RescaleSlope", 1) or 1),
+            rescale_intercept=float(ds.get("RescaleIntercept", 0) or 0),
+            padding_value=None if padding is None else padding_int(padding, signed),
+            padding_range_limit=None if limit is None else padding_int(limit, signed),
+        )
+    except Exception:  # noqa: BLE001 - any doubt about the layout means: let pydicom decode
+        return None
 
 
-def header_from_dataset(path: Path, ds: Dataset) -> InstanceHeader:
+def padding_int(value: object, signed: bool) -> int:
+    """A PixelPaddingValue as an int: US or SS by PixelRepresentation, maybe unresolved bytes."""
+    if isinstance(value, bytes):
+        return int.from_bytes(value[:2], "little", signed=signed)
+    v = int(value)  # type: ignore[call-overload]
+    if signed and v > 32767:
+        v -= 65536  # an SS value read as US
+    return v
+
+
+def header_from_dataset(path: Path, ds: Dataset,
+                        layout: PixelLayout | None = None) -> InstanceHeader:
     """The facts selection needs, from a dataset read without pixels."""
     meta = getattr(ds, "file_meta", None)
     meta_get = meta.get if meta is not None else (lambda *_: "")
@@ -195,6 +265,7 @@ def header_from_dataset(path: Path, ds: Dataset) -> InstanceHeader:
         frame_of_reference_uid=_str(ds.get("FrameOfReferenceUID")),
         frames=frames,
         missing_uids=missing,
+        pixel_layout=layout,
     )
 
 

@@ -38,6 +38,41 @@ class FrameInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PixelLayout:
+    """Where and how a file stores native little-endian pixel data (PS3.5 8.1.1).
+
+    Learned while indexing, so that loading the chosen series reads the pixel
+    bytes directly instead of parsing every header a second time. Only set for
+    uncompressed, greyscale data of 8, 16 or 32 bits; everything else is decoded
+    through pydicom.
+    """
+
+    value_offset: int  # file offset of the first byte of the PixelData value
+    value_length: int
+    rows: int
+    columns: int
+    frames: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool  # PixelRepresentation 1
+    photometric_interpretation: str
+    rescale_slope: float
+    rescale_intercept: float
+    padding_value: int | None = None
+    padding_range_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bits_allocated not in (8, 16, 32):
+            raise ValueError("PixelLayout.bits_allocated must be 8, 16 or 32")
+        if not 0 < self.bits_stored <= self.bits_allocated:
+            raise ValueError("PixelLayout.bits_stored must be in 1..bits_allocated")
+        if min(self.rows, self.columns, self.frames) < 1 or self.value_offset < 0:
+            raise ValueError("PixelLayout rows, columns, frames and value_offset must be positive")
+        if self.value_length < self.rows * self.columns * self.frames * self.bits_allocated // 8:
+            raise ValueError("PixelLayout.value_length is shorter than the pixels it must hold")
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceHeader:
     """The header facts of one DICOM instance that selection needs (no pixels).
 
@@ -72,6 +107,7 @@ class InstanceHeader:
     # UIDs absent from the file (over-eager de-identification): the UID fields then hold a
     # stand-in starting with MISSING_UID_PREFIX so grouping still works; never written out.
     missing_uids: tuple[str, ...] = ()
+    pixel_layout: PixelLayout | None = None  # None: decode through pydicom
 
     def __post_init__(self) -> None:
         for name in ("study_uid", "series_uid", "sop_instance_uid"):

@@ -115,7 +115,9 @@ def _real(uid: str) -> str:
 
 
 def _find(index: DicomIndex, series_uid: str, stack_id: str) -> StackFacts:
-    for stack in group_stacks(index):
+    # Stacks are split within a series, so grouping the chosen series alone gives its stacks.
+    chosen = DicomIndex(tuple(h for h in index.instances if h.series_uid == series_uid))
+    for stack in group_stacks(chosen):
         if stack.series_uid == series_uid and stack.stack_id == stack_id:
             return StackFacts(stack, stack_geometry(stack, _GAP_FACTOR, 0.1))
     raise VolumeError(f"Series {series_uid} {stack_id} is not in the index.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -229,7 +230,7 @@ def lesion_group(
         measurements.append(_numeric(codes.DIAMETER, evidence.diameter_mm, "mm"))
     if evidence.volume_ml is not None:
         measurements.append(_numeric(codes.VOLUME, evidence.volume_ml, "ml"))
-    common = dict(
+    common: dict[str, Any] = dict(
         tracking_identifier=tracking(uids, f"{finding_key} lesion {index}"),
         finding_type=concept,
         algorithm_id=algorithm,
@@ -237,12 +238,12 @@ def lesion_group(
         measurements=measurements or None,
     )
     if not frame_of_reference_uid:
-        return hd.sr.MeasurementsAndQualitativeEvaluations(**common)  # type: ignore[arg-type]
+        return hd.sr.MeasurementsAndQualitativeEvaluations(**common)
     region = hd.sr.ImageRegion3D(
         graphic_type=hd.sr.GraphicTypeValues3D.POINT,
         graphic_data=np.asarray([evidence.center_lps], dtype=float),
         frame_of_reference_uid=frame_of_reference_uid,
     )
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        referenced_region=region, **common  # type: ignore[arg-type]
+        referenced_region=region, **common
     )

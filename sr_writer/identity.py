@@ -11,6 +11,7 @@ mistaken for a copy of the old one.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,11 @@ from pydicom.uid import generate_uid
 from sr_writer.errors import MissingSourceError, SourceMismatchError
 
 logger = logging.getLogger(__name__)
+
+# warnings.catch_warnings saves and restores the process-wide filter list, so two
+# threads inside it at once can restore each other's state (and leave the filter
+# off, letting the PHI warning through); builds that silence it take turns.
+_WARNING_FILTER_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +142,10 @@ def no_phi_warnings() -> Iterator[None]:
 
     We copy the source's name unchanged (a one-component name is the source's
     choice, and dciodvfy reports it on the source too); the warning would put
-    PHI into logs that capture warnings.
+    PHI into logs that capture warnings. Safe to use from several threads: they
+    take turns (see ``_WARNING_FILTER_LOCK``).
     """
-    with warnings.catch_warnings():
+    with _WARNING_FILTER_LOCK, warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r"The string .* is unlikely to represent the intended person name",
             category=UserWarning,

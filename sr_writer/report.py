@@ -22,6 +22,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -141,7 +142,7 @@ def _uses_private_codes(report: Dataset | Sequence[Dataset]) -> bool:
 
 def _comprehensive_3d_sr(
     report: hd.sr.MeasurementReport, source_datasets: Sequence[Dataset], uids: UidFactory,
-    settings: OutputSettings, **kwargs: object,
+    settings: OutputSettings, **kwargs: Any,
 ) -> hd.sr.Comprehensive3DSR:
     private = _uses_private_codes(report)
     return hd.sr.Comprehensive3DSR(
@@ -156,7 +157,7 @@ def _comprehensive_3d_sr(
         is_final=False,
         series_description=SR_SERIES_DESCRIPTION,
         coding_schemes=[codes.coding_scheme_identification()] if private else None,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -194,7 +195,8 @@ def build_structured_report(
         serial_number=settings.device_serial_number,
     )
     explanation = result.selection.explanation if result.selection is not None else ""
-    groups: list[object] = []
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations
+                 | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
     if result.ok:
         chosen = result.volume.series_uid if result.volume is not None else result.series_uid
         groups.append(content.overall_group(
@@ -228,7 +230,7 @@ def build_structured_report(
     report = hd.sr.MeasurementReport(
         observation_context=observer,
         procedure_reported=codes.PROCEDURE_CT_CHEST,
-        imaging_measurements=groups,  # type: ignore[arg-type]
+        imaging_measurements=groups,
         title=codes.DOCUMENT_TITLE,
         referenced_images=library or None,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -124,7 +125,7 @@ def build_secondary_capture(
     return images
 
 
-def _sc_image(ref: Dataset, array: np.ndarray, **kwargs: object) -> hd.sc.SCImage:
+def _sc_image(ref: Dataset, array: np.ndarray, **kwargs: Any) -> hd.sc.SCImage:
     """One RGB SC image in the reference's patient and study."""
     return hd.sc.SCImage.from_ref_dataset(
         ref_dataset=ref,
@@ -134,7 +135,7 @@ def _sc_image(ref: Dataset, array: np.ndarray, **kwargs: object) -> hd.sc.SCImag
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=SC_SERIES_DESCRIPTION,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

@@ -35,7 +35,7 @@ def read_source_headers(paths: Sequence[Path]) -> list[Dataset]:
     for path in paths:
         try:
             headers.append(pydicom.dcmread(path, stop_before_pixels=True))
-        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        except Exception as exc:  # pydicom raises many types on corrupt input
             raise OutputError(f"cannot read source header {path.name}: {exc}") from exc
     return headers
 
@@ -98,12 +98,12 @@ def write_result_objects(
         for name, ds in objects:
             final = out_dir / name
             tmp = out_dir / f".{name}.partial"
+            staged.append((tmp, final))  # before writing: a write that fails midway is cleaned too
             pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-            staged.append((tmp, final))
         final_json = out_dir / JSON_NAME
         tmp_json = out_dir / f".{JSON_NAME}.partial"
-        tmp_json.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
         staged.append((tmp_json, final_json))
+        tmp_json.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
     except Exception:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

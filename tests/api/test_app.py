@@ -178,6 +178,24 @@ def test_upload_size_limit(settings: Settings) -> None:
     assert_failure_shape(r.json(), "upload_too_large")
 
 
+def test_request_id_in_body_is_the_sanitised_one(client: TestClient) -> None:
+    r = _post(client, "/predict", "a.zip", b"not a zip", headers={"X-Request-ID": "a b;c"})
+    assert r.json()["request_id"] == r.headers["x-request-id"] != "a b;c"
+    assert len(r.headers.get_list("x-request-id")) == 1
+    r = _post(client, "/predict", "a.zip", b"not a zip", headers={"X-Request-ID": "ok-42"})
+    assert r.json()["request_id"] == r.headers["x-request-id"] == "ok-42"
+
+
+def test_node_storage_fault_is_a_seed_shaped_500(settings: Settings, tmp_path: Path) -> None:
+    """No temporary folder to receive into: the node's fault, answered in the seed's shape."""
+    settings.node.temp_dir = tmp_path / "gone"
+    with TestClient(create_app(settings)) as c:
+        r = _post(c, "/predict", "a.zip", b"PK\x03\x04" + b"\0" * 100)
+    assert r.status_code == 500
+    assert_failure_shape(r.json(), "internal_error")
+    assert "gone" not in r.json()["error"]
+
+
 def test_api_key_required_when_configured(settings: Settings) -> None:
     settings.api.api_key = "s3cret"  # type: ignore[assignment]
     with TestClient(create_app(settings)) as c:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 
 from ctnode.settings import Settings
-from inference import run_pipeline
+from inference import pipeline, run_pipeline
 from inference.findings import FINDING_KEYS
 from inference.types import ProcessingStatus
 from tests.conftest import shared_case, zip_folder
@@ -53,6 +56,37 @@ def test_unsupported_file(settings: Settings, tmp_path: Path) -> None:
     f.write_text("hello")
     result = run_pipeline(f, settings)
     assert result.error_code == "unsupported_input"
+
+
+def test_input_path_stays_out_of_the_log(settings: Settings, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Exported folders are often named after the patient: the path must not be logged."""
+    folder = tmp_path / "DOE_JOHN_1960"
+    with caplog.at_level(logging.DEBUG):
+        assert run_pipeline(folder, settings).error_code == "not_found"
+        folder.mkdir()
+        (folder / "DOE_JOHN.txt").write_text("hello")
+        assert run_pipeline(folder / "DOE_JOHN.txt", settings).error_code == "unsupported_input"
+    assert caplog.messages and not any("DOE" in m for m in caplog.messages)
+
+
+def test_concurrent_first_calls_build_the_ensemble_once(settings: Settings,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+
+    def slow_build(s: Settings) -> object:
+        built.append(1)
+        time.sleep(0.2)
+        return object()
+
+    monkeypatch.setattr(pipeline, "_ensemble_cache", {})
+    monkeypatch.setattr(pipeline, "build_ensemble", slow_build)
+    threads = [threading.Thread(target=pipeline.get_ensemble, args=(settings,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(built) == 1
 
 
 def test_two_studies_are_refused_by_name(settings: Settings, tmp_path: Path) -> None:

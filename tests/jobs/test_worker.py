@@ -197,3 +197,39 @@ def test_log_lines_during_a_job_carry_its_id(tmp_path, caplog) -> None:  # type:
     worker.run_once()
     seen = [getattr(r, "job_id", None) for r in caplog.records if r.getMessage() == "working"]
     assert seen == [str(job.id)]
+
+
+def test_a_handler_returning_no_outcome_fails_the_job_at_once(queue: SqliteJobQueue) -> None:
+    job, _ = queue.enqueue("1.1", "scp", "a", "h")
+    done = Worker(queue, lambda j, c: None, FAST, name="w").run_once()  # type: ignore[arg-type,return-value]
+    assert done is not None and done.id == job.id and done.state is JobState.FAILED
+    assert "not JobOutcome" in done.reason and done.attempts == 1
+
+
+class _BrokenRenewals(SqliteJobQueue):
+    """A queue whose lease renewals fail (database locked, disk gone)."""
+
+    def renew(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        raise OSError("disk I/O error")
+
+
+def test_lease_expiring_while_renewals_fail_is_reported_to_the_handler(tmp_path: Path) -> None:
+    queue = _BrokenRenewals(tmp_path / "jobs.sqlite3")
+    queue.enqueue("1.1", "scp", "a", "h")
+    settings = WorkerSettings(lease_seconds=0.3, poll_seconds=0.05, max_attempts=3)
+    noticed: list[bool] = []
+
+    def handler(j: Job, ctx: JobContext) -> JobOutcome:
+        noticed.append(ctx.lease_lost.wait(3))
+        raise RetryableJobError("stopped: lease lost")
+
+    Worker(queue, handler, settings, name="w").run_once()
+    assert noticed == [True]
+
+
+def test_workers_of_one_process_never_share_a_name(queue: SqliteJobQueue) -> None:
+    pools = [WorkerPool(queue, lambda j, c: JobOutcome(JobState.DONE), FAST, size=2)
+             for _ in range(2)]
+    names = [w.name for pool in pools for w in pool.workers]
+    names.append(Worker(queue, lambda j, c: JobOutcome(JobState.DONE), FAST).name)
+    assert len(set(names)) == len(names) == 5

@@ -156,6 +156,26 @@ def test_startup_sweep_pages_through_changes_and_can_be_switched_off(
     assert PluginHost(fake_orthanc, off, job_queue).sweep_recent_changes() == 0
 
 
+def test_startup_sweep_goes_on_past_a_study_it_cannot_queue(
+    fake_orthanc: FakeOrthanc, tmp_path: Path
+) -> None:
+    class RefusesOne(SqliteJobQueue):
+        def enqueue(self, study_uid: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def,override]
+            if study_uid == "3.0":
+                raise OSError("disk I/O error")
+            return super().enqueue(study_uid, *args, **kwargs)  # type: ignore[arg-type]
+
+    queue = RefusesOne(tmp_path / "refuses.sqlite3")
+    for i in range(3):
+        fake_orthanc.add_instances(f"3.{i}", f"3.{i}.1", [f"3.{i}.1.1"])
+    config = PluginConfig(queue_path=queue.path, own_manufacturer=OWN_MANUFACTURER)
+    host = PluginHost(fake_orthanc, config, queue)
+    assert host.sweep_recent_changes() == 2
+    assert sorted(j.study_uid for j in queue.list()) == ["3.1", "3.2"]
+    assert host.plugin_state()["events"]["errors"] == 1
+    assert "disk I/O error" in host.plugin_state()["last_error"]
+
+
 # -- REST -------------------------------------------------------------------------------
 
 

@@ -18,7 +18,14 @@ import pytest
 
 from ctnode.settings import Settings
 from inference.types import StudyResult
-from jobs import Job, JobContext, JobState, PermanentJobError, RetryableJobError
+from jobs import (
+    Job,
+    JobContext,
+    JobState,
+    PermanentJobError,
+    RetryableJobError,
+    SqliteJobQueue,
+)
 from orthanc_plugin.errors import OrthancRestError
 from orthanc_plugin.study_scan import content_hash
 from orthanc_plugin.worker import OrthancJobHandler, _default_pipeline
@@ -147,3 +154,29 @@ def test_study_gone_from_orthanc_fails_permanently(setup) -> None:  # type: igno
     client.fake.studies.clear()
     with pytest.raises(PermanentJobError, match="not found in Orthanc"):
         handler(job, _ctx())
+
+
+def test_pruning_spares_the_folders_of_unfinished_jobs(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, client, job, _, settings = setup
+    queue = SqliteJobQueue(tmp_path / "jobs.sqlite3")
+    waiting, _ = queue.enqueue("1.2.3", "orthanc", "a", "h1")  # in backoff after a failure
+    finished, _ = queue.enqueue("1.2.4", "orthanc", "b", "h2")
+    queue.mark(finished.id, JobState.DONE, "ok")
+    handler = OrthancJobHandler(client, settings, job_queue=queue)  # type: ignore[arg-type]
+    folders = {}
+    for j in (waiting, finished):
+        folders[j.id] = settings.orthanc.results_dir / f"job-{j.id}-0123456789abcdef"
+        folders[j.id].mkdir(parents=True)
+        (folders[j.id] / "delivered-pacs.json").write_text("{}")
+        os.utime(folders[j.id], (0, 0))
+    handler(job, _ctx())  # retention 0: prunes every old folder it may
+    assert folders[waiting.id].exists() and not folders[finished.id].exists()
+
+
+def test_a_cut_short_checkpoint_means_analysing_again(setup) -> None:  # type: ignore[no-untyped-def]
+    handler, client, job, calls, settings = setup
+    job_dir = settings.orthanc.results_dir / f"job-7-{job.content_hash[:16]}"
+    job_dir.mkdir(parents=True)
+    (job_dir / "written.json").write_text('{"content_hash": ')
+    outcome = handler(job, _ctx())
+    assert outcome.state is JobState.DELIVERED and len(calls) == 1

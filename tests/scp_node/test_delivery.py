@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pydicom
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage, generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from ctnode.settings import ScpSettings
@@ -51,6 +52,22 @@ def test_c_store_failure_status_is_an_error(tmp_path: Path, files: list[Path]) -
     try:
         with pytest.raises(DeliveryError, match=r"not stored \(status 0xA700\)"):
             deliver(files, _target(port, "FULL"), "CTNODE", 10)
+    finally:
+        server.shutdown()
+
+
+def test_sop_class_the_destination_refuses_is_an_error(files: list[Path]) -> None:
+    other = pydicom.dcmread(files[1])
+    other.SOPClassUID = other.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    other.save_as(files[1])
+    ae = AE(ae_title="CTONLY")
+    ae.add_supported_context(CTImageStorage)  # the Secondary Capture context is refused
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, lambda event: 0x0000)])
+    try:
+        with pytest.raises(DeliveryError, match=rf"CTONLY@.*{files[1].name} not sent"):
+            deliver(files, _target(port, "CTONLY"), "CTNODE", 10)
     finally:
         server.shutdown()
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +18,7 @@ from typer.testing import CliRunner
 from ctnode.cli import app
 from ctnode.settings import Settings
 from jobs import JobState
-from scp_node import ScpNode
+from scp_node import ScpNode, run_scp
 from tests.scp_node.conftest import write_ct_series
 
 
@@ -89,3 +93,66 @@ def test_jobs_command_lists_and_retries(node: ScpNode, tmp_path: Path) -> None:
     assert shown.exit_code == 0 and '"state": "queued"' in shown.output
     only_done = runner.invoke(app, ["jobs", "--state", "done", "--json", "--queue", queue])
     assert only_done.exit_code == 0 and only_done.output == ""
+
+
+def test_spool_retention_restarts_when_a_study_is_sent_again(
+    node: ScpNode, tmp_path: Path
+) -> None:
+    study = _spool_study(node, tmp_path)
+    node.enqueue_study(study)
+    job = node.queue.claim("w", 30)
+    assert job is not None
+    node.queue.mark(job.id, JobState.DELIVERED, "test", worker="w")
+    now = time.time()
+    resent = next(node.spool.study_dir(study).glob("*/*.dcm"))  # same instance, again
+    shutil.copyfile(resent, tmp_path / "incoming.dcm")
+    node.spool.store(tmp_path / "incoming.dcm", resent.stem)
+    os.utime(resent, (now + 3000, now + 3000))  # as if it came back 50 min after delivery
+    assert node.spool.study(study).content_hash == job.content_hash
+    assert node.clean_spool(now + 3601) == []
+    assert node.clean_spool(now + 3000 + 3601) == [study]
+
+
+def test_a_node_that_cannot_listen_leaves_no_threads_behind(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = Settings(node={"work_dir": tmp_path / "var"},
+                            scp={"port": taken.getsockname()[1], "min_free_mb": 0})
+        before = set(threading.enumerate())
+        with pytest.raises(OSError):
+            run_scp(settings, threading.Event())
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
+
+
+def test_delivery_stops_once_the_lease_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs import Job, JobContext, RetryableJobError
+    from scp_node.handler import OUTPUTS, ScpJobHandler
+
+    settings = Settings(node={"work_dir": tmp_path / "var"}, scp={"destinations": [
+        {"ae_title": "PACS1", "host": "127.0.0.1", "port": 104},
+        {"ae_title": "PACS2", "host": "127.0.0.1", "port": 105}]})
+    handler = ScpJobHandler(settings)
+    study_dir = tmp_path / "spool" / "1.2.3"
+    study_dir.mkdir(parents=True)
+    job = Job(id=3, study_uid="1.2.3", source="scp", locator=str(study_dir), content_hash="h",
+              state=JobState.RUNNING, attempts=2, created_at=0.0, updated_at=0.0, worker="w")
+    out_dir = handler.root / "job-3"
+    out_dir.mkdir(parents=True)
+    (out_dir / "sr.dcm").write_bytes(b"x")
+    (out_dir / OUTPUTS).write_text(json.dumps(
+        {"content_hash": "h", "objects": ["sr.dcm"], "summary": "Success"}))
+    ctx = JobContext(worker="w", lease_lost=threading.Event(), stop=threading.Event())
+    sent: list[str] = []
+
+    def deliver(files: list[Path], target: object, *args: object) -> None:
+        sent.append(target.key)  # type: ignore[attr-defined]
+        ctx.lease_lost.set()  # another worker takes the job over meanwhile
+
+    monkeypatch.setattr("scp_node.handler.deliver", deliver)
+    with pytest.raises(RetryableJobError, match="lease lost during delivery"):
+        handler(job, ctx)
+    assert sent == ["PACS1@127.0.0.1:104"]

@@ -153,3 +153,41 @@ def test_remove_study(tmp_path: Path, series: list[Path]) -> None:
     assert spool.newest_mtime(ds.StudyInstanceUID) > 0
     spool.remove_study(ds.StudyInstanceUID)
     assert spool.studies() == [] and spool.newest_mtime(ds.StudyInstanceUID) == 0.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fds through Linux /proc")
+def test_placement_is_durable_data_then_rename_then_folder(
+    tmp_path: Path, series: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("dir" if os.path.isdir(target) else "file", Path(target).name))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("rename", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("scp_node.spool.os.fsync", fsync)
+    monkeypatch.setattr("scp_node.spool.os.replace", replace)
+    ds = pydicom.dcmread(series[0])
+    inst = spool.store(_received(tmp_path, series[0]), ds.SOPInstanceUID)
+    assert events[0] == ("file", "incoming.dcm")
+    assert events[-2:] == [("rename", inst.path.name), ("dir", ds.SeriesInstanceUID)]
+    # the study and series folders were new: each is recorded in its parent
+    assert ("dir", "spool") in events and ("dir", ds.StudyInstanceUID) in events
+
+
+def test_removal_spares_a_study_received_lately(tmp_path: Path, series: list[Path]) -> None:
+    spool = Spool(tmp_path / "spool")
+    ds = pydicom.dcmread(series[0])
+    spool.store(_received(tmp_path, series[0]), ds.SOPInstanceUID)
+    received_at = spool.newest_mtime(ds.StudyInstanceUID)
+    assert not spool.remove_study(ds.StudyInstanceUID, quiet_seconds=60, now=received_at + 30)
+    assert spool.studies() == [ds.StudyInstanceUID]
+    assert spool.remove_study(ds.StudyInstanceUID, quiet_seconds=60, now=received_at + 61)
+    assert spool.studies() == []

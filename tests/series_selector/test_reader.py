@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.fileset import FileSet
 
 from ctnode.settings import SelectionSettings
-from series_selector import index_path, load_volume, select_series
+from series_selector import index_path, load_volume, pixels, select_series
+from series_selector.grouping import Slice
+from series_selector.types import PixelLayout
 from tests.series_selector.synth import SeriesSpec, write_series
 
 
@@ -46,22 +50,60 @@ def test_header_only_reads(tmp_path: Path, study_uid: str) -> None:
     """Indexing and the rule checks must not read pixels of every file."""
     write_series(tmp_path, SeriesSpec(study_uid, n=40))
     real = pydicom.dcmread
-    calls: list[bool] = []
+    real_native = pixels._native_frames
+    calls: list[bool] = []  # True: a header-only read; False: a read of pixels
+    header_parses: list[Path] = []
 
     def spy(*args: object, **kwargs: object) -> pydicom.Dataset:
         calls.append(bool(kwargs.get("stop_before_pixels")))
+        header_parses.append(Path(str(getattr(args[0], "name", args[0]))))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    with mock.patch("pydicom.dcmread", spy):
+    def native_spy(path: Path, layout: PixelLayout) -> np.ndarray:
+        calls.append(False)
+        return real_native(path, layout)
+
+    with mock.patch("pydicom.dcmread", spy), mock.patch.object(pixels, "_native_frames",
+                                                                native_spy):
         index = index_path(tmp_path)
         assert calls and all(calls)
+        assert all(h.pixel_layout is not None for h in index.instances)
         calls.clear()
         report = select_series(index, SelectionSettings())
         full_reads = sum(not c for c in calls)
         assert full_reads == SelectionSettings().anatomy_sample_slices
         calls.clear()
+        header_parses.clear()
         load_volume(index, report)
         assert len(calls) == 40
+        assert not header_parses  # pixels are read where indexing found them, headers not re-parsed
+
+
+def test_native_read_matches_pydicom(tmp_path: Path, study_uid: str) -> None:
+    """The direct read of uncompressed pixels gives pydicom's values, padding and rescale."""
+    write_series(tmp_path, SeriesSpec(study_uid, n=4))
+    for path in sorted(tmp_path.iterdir()):  # 12 of 16 bits used, signed, padding: the hard case
+        ds = pydicom.dcmread(path)
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 1
+        raw = ds.pixel_array.astype(np.int16)
+        raw[:2, :] = -2000
+        raw[2, :] = (raw[2, :] & 0x07FF) | 0x7000  # junk in the unused high bits
+        ds.PixelData = raw.tobytes()
+        ds.add_new("PixelPaddingValue", "SS", -2000)
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.save_as(path)
+    index = index_path(tmp_path)
+    slices = [Slice(h, None, h.image_position, h.image_orientation, h.pixel_spacing, None)
+              for h in index.instances]
+    assert all(s.header.pixel_layout is not None for s in slices)
+    fast = pixels.decode_slices(slices)
+    slow = pixels.decode_slices([Slice(replace(s.header, pixel_layout=None), None, s.position,
+                                       s.orientation, s.pixel_spacing, None) for s in slices])
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(f.hu, s.hu)
+        assert (f.padded_pixels, f.clipped_pixels, f.integral) == (
+            s.padded_pixels, s.clipped_pixels, s.integral)
+        assert f.padded_pixels > 0
 
 
 def test_missing_uids_get_stand_ins(tmp_path: Path, study_uid: str) -> None:

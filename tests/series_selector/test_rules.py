@@ -105,6 +105,21 @@ def test_consistency() -> None:
     odd = _facts(per_slice={5: {"pixel_spacing": (0.9, 0.9)}})
     assert "pixel spacing varies" in _check(rules.rule_consistency, odd, Verdict.FAIL,
                                             "inconsistent_geometry")
+    # the tolerance is np.allclose(atol=1e-3): within passes, beyond fails
+    _check(rules.rule_consistency, _facts(per_slice={7: {"pixel_spacing": (0.7009, 0.7)}}),
+           Verdict.PASS, "consistent")
+    odd = _facts(per_slice={7: {"pixel_spacing": (0.7, 0.702)}})
+    assert "pixel spacing varies" in _check(rules.rule_consistency, odd, Verdict.FAIL,
+                                            "inconsistent_geometry")
+    odd = _facts(per_slice={3: {"pixel_spacing": None}})
+    assert "pixel spacing missing" in _check(rules.rule_consistency, odd, Verdict.FAIL,
+                                             "inconsistent_geometry")
+    odd = _facts(per_slice={9: {"image_orientation": (1.0, 0.0, 0.0, 0.0, 0.9999, 0.003)}})
+    assert "orientation varies" in _check(rules.rule_consistency, odd, Verdict.FAIL,
+                                          "inconsistent_geometry")
+    odd = _facts(per_slice={2: {"pixel_spacing": (0.9, 0.9)}, 4: {"rows": 256}})
+    assert "pixel spacing varies" in _check(rules.rule_consistency, odd, Verdict.FAIL,
+                                            "inconsistent_geometry")  # the first difference
 
 
 def test_slice_thickness() -> None:
