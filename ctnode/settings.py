@@ -385,8 +385,9 @@ class ScpSettings(_Section):
     )
     spool_retention_hours: float = Field(
         24.0, ge=0,
-        description="Keep a study's spool this long after its last job finished "
-        "(0: remove it as soon as its results are delivered).",
+        description="Keep a study's spool, and the SR/SC folder of each finished job, this "
+        "long after the job finished (0: remove them as soon as the results are "
+        "delivered). Failed jobs keep both for `ctnode jobs retry`.",
     )
     workers: int = Field(1, ge=1, le=64, description="Jobs analysed at once.")
     job_lease_s: float = Field(

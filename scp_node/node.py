@@ -8,6 +8,7 @@ no-op in the queue) and the workers take over jobs whose lease expired.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from jobs import (
     default_queue_path,
 )
 from scp_node.access import build_policy
-from scp_node.handler import ScpJobHandler
+from scp_node.handler import ScpJobHandler, results_root
 from scp_node.server import StoreScp, start_scp
 from scp_node.spool import Spool
 from scp_node.stability import StabilityMonitor
@@ -157,6 +158,32 @@ class ScpNode:
             # Checked again under the spool's lock: a C-STORE of this study may be under way.
             if self.spool.remove_study(uid, quiet_seconds=quiet_s, now=now):
                 removed.append(uid)
+        self._clean_results(now, retention_s)
+        return removed
+
+    def _clean_results(self, now: float, retention_s: float) -> list[int]:
+        """Remove the SR/SC folders of jobs done or delivered longer than the retention ago.
+
+        A failed job keeps its folder (``ctnode jobs retry`` reuses a complete
+        analysis); so does one queued or running again.
+        """
+        root = results_root(self.settings)
+        removed: list[int] = []
+        for folder in sorted(root.glob("job-*")) if root.is_dir() else []:
+            try:
+                job_id = int(folder.name.removeprefix("job-"))
+            except ValueError:
+                continue
+            job = self.queue.get(job_id)
+            if job is not None and (
+                job.state not in (JobState.DONE, JobState.DELIVERED)
+                or now - job.updated_at < retention_s
+            ):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(job_id)
+        if removed:
+            logger.info("removed the result folders of %d finished job(s)", len(removed))
         return removed
 
     def _clean_loop(self) -> None:

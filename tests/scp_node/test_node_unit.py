@@ -70,6 +70,29 @@ def test_spool_retention(node: ScpNode, tmp_path: Path) -> None:
     assert node.spool.studies() == sorted([failed, receiving])  # failed kept for a retry
 
 
+def test_result_folders_follow_the_retention(node: ScpNode, tmp_path: Path) -> None:
+    """SR/SC folders of delivered jobs go after the retention; failed jobs keep theirs."""
+    from scp_node import results_root
+
+    states = {}
+    for state in (JobState.DELIVERED, JobState.FAILED):
+        study = _spool_study(node, tmp_path)
+        node.enqueue_study(study)
+        job = node.queue.claim("w", 30)
+        assert job is not None
+        node.queue.mark(job.id, state, "test", worker="w")
+        folder = results_root(node.settings) / f"job-{job.id}"
+        folder.mkdir(parents=True)
+        (folder / "sr.dcm").write_bytes(b"x")
+        states[state] = folder
+    now = time.time()
+    node.clean_spool(now)
+    assert states[JobState.DELIVERED].exists()  # retention (1 h) not over
+    node.clean_spool(now + 3601)
+    assert not states[JobState.DELIVERED].exists()
+    assert (states[JobState.FAILED] / "sr.dcm").exists()  # kept for `ctnode jobs retry`
+
+
 def test_jobs_command_lists_and_retries(node: ScpNode, tmp_path: Path) -> None:
     study = _spool_study(node, tmp_path)
     node.enqueue_study(study)
