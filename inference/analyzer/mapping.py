@@ -68,13 +68,16 @@ def to_measurement(m: Measure) -> Measurement | None:
     return Measurement(m.name, float(m.value), m.unit, m.description)
 
 
+Score = Callable[[Analysis, AnalyzerSettings], float | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """How one finding is scored: which measures it reads and its probability function."""
 
     key: str
     measures: tuple[str, ...]
-    score: Callable[[Analysis, AnalyzerSettings], float | None]
+    score: Score
     why: str
 
 
@@ -82,61 +85,32 @@ def _val(a: Analysis, name: str) -> float | None:
     return a.value(name)
 
 
-def _emphysema(a: Analysis, s: AnalyzerSettings) -> float | None:
-    laa = _val(a, "laa950")
-    return None if laa is None else logistic(laa, s.emphysema_laa950_pct, 1.5)
+def _logistic_of(
+    measure: str, threshold: float | Callable[[AnalyzerSettings], float], scale: float
+) -> Score:
+    """The score ``logistic(value, threshold, scale)`` of one measure.
+
+    ``threshold`` is a number, or reads it from the settings (so a site can change it).
+    """
+    def score(a: Analysis, s: AnalyzerSettings) -> float | None:
+        v = _val(a, measure)
+        if v is None:
+            return None
+        t = threshold(s) if callable(threshold) else threshold
+        return logistic(v, t, scale)
+    return score
 
 
-def _opacity(a: Analysis, s: AnalyzerSettings) -> float | None:
-    f = _val(a, "opacity_fraction")
-    return None if f is None else logistic(f, s.opacity_fraction_pct, 0.35)
-
-
-def _consolidation(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "consolidation_largest")
-    return None if v is None else logistic(v, s.consolidation_ml, 3.0)
-
-
-def _lesion(name: str) -> Callable[[Analysis, AnalyzerSettings], float | None]:
+def _lesion(name: str) -> Score:
     def score(a: Analysis, s: AnalyzerSettings) -> float | None:
         v = _val(a, f"{name}_score")
         return None if v is None else float(min(1.0, max(0.0, v)))
     return score
 
 
-def _effusion(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "pleural_effusion_volume")
-    return None if v is None else logistic(v, s.effusion_ml, 6.0)
-
-
-def _pneumothorax(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "pneumothorax_volume")
-    return None if v is None else logistic(v, s.pneumothorax_ml, 3.0)
-
-
-def _metal(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "metal_volume")
-    return None if v is None else logistic(v, 0.05, 0.015)
-
-
 def _coronary(a: Analysis, s: AnalyzerSettings) -> float | None:
     v = _val(a, "coronary_agatston")
     return None if v is None else logistic(math.log1p(v), math.log1p(5.0), 0.5)
-
-
-def _aortic_calcium(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "aortic_calcium_volume")
-    return None if v is None else logistic(v, 0.02, 0.007)
-
-
-def _cardiomegaly(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "cardiothoracic_ratio")
-    return None if v is None else logistic(v, s.cardiothoracic_ratio, 0.025)
-
-
-def _pericardial(a: Analysis, s: AnalyzerSettings) -> float | None:
-    v = _val(a, "pericardial_fluid_thickness")
-    return None if v is None else logistic(v, 4.0, 1.0)
 
 
 def _aorta(a: Analysis, s: AnalyzerSettings) -> float | None:
@@ -157,33 +131,42 @@ def _bone(a: Analysis, s: AnalyzerSettings) -> float | None:
 
 RULES: tuple[Rule, ...] = (
     Rule("emphysema", ("laa950", "laa910", "perc15", "laa_largest_cluster", "image_noise"),
-         _emphysema,
+         _logistic_of("laa950", lambda s: s.emphysema_laa950_pct, 1.5),
          "LAA%-950 against the 6 % upper limit of normal"),
     Rule("lung_opacity", ("opacity_fraction", "ggo_fraction", "ggo_fraction_left",
-                          "ggo_fraction_right", "ggo_volume"), _opacity,
+                          "ggo_fraction_right", "ggo_volume"),
+         _logistic_of("opacity_fraction", lambda s: s.opacity_fraction_pct, 0.35),
          "vessel-suppressed -700..+50 HU fraction of the lungs"),
     Rule("consolidation", ("consolidation_largest", "consolidation_volume",
                            "consolidation_fraction",
                            "consolidation_fraction_left", "consolidation_fraction_right"),
-         _consolidation, "largest vessel-suppressed -300..+50 HU region"),
+         _logistic_of("consolidation_largest", lambda s: s.consolidation_ml, 3.0),
+         "largest vessel-suppressed -300..+50 HU region"),
     Rule("lung_nodule", ("nodule_score", "nodule_diameter", "nodule_volume", "nodule_count"),
          _lesion("nodule"), "isolated dense blob of 4-30 mm"),
     Rule("lung_mass", ("mass_score", "mass_diameter", "mass_volume", "mass_count"),
          _lesion("mass"), "isolated dense lesion of 30 mm or more"),
     Rule("pleural_effusion", ("pleural_effusion_volume", "pleural_effusion_volume_left",
-                              "pleural_effusion_volume_right"), _effusion,
+                              "pleural_effusion_volume_right"),
+         _logistic_of("pleural_effusion_volume", lambda s: s.effusion_ml, 6.0),
          "fluid volume against the lung"),
-    Rule("pneumothorax", ("pneumothorax_volume",), _pneumothorax,
+    Rule("pneumothorax", ("pneumothorax_volume",),
+         _logistic_of("pneumothorax_volume", lambda s: s.pneumothorax_ml, 3.0),
          "free air volume along the chest wall"),
-    Rule("medical_material", ("metal_volume",), _metal, "metal-density volume"),
+    Rule("medical_material", ("metal_volume",), _logistic_of("metal_volume", 0.05, 0.015),
+         "metal-density volume"),
     Rule("coronary_artery_wall_calcification", ("coronary_agatston", "coronary_calcium_volume",
                                                 "image_noise"),
          _coronary, "Agatston-style coronary calcium score"),
-    Rule("arterial_wall_calcification", ("aortic_calcium_volume",), _aortic_calcium,
+    Rule("arterial_wall_calcification", ("aortic_calcium_volume",),
+         _logistic_of("aortic_calcium_volume", 0.02, 0.007),
          "aortic wall calcium volume"),
     Rule("cardiomegaly", ("cardiothoracic_ratio", "heart_width", "thoracic_width",
-                          "heart_volume"), _cardiomegaly, "axial cardiothoracic ratio"),
-    Rule("pericardial_effusion", ("pericardial_fluid_thickness",), _pericardial,
+                          "heart_volume"),
+         _logistic_of("cardiothoracic_ratio", lambda s: s.cardiothoracic_ratio, 0.025),
+         "axial cardiothoracic ratio"),
+    Rule("pericardial_effusion", ("pericardial_fluid_thickness",),
+         _logistic_of("pericardial_fluid_thickness", 4.0, 1.0),
          "fluid thickness around the heart"),
     Rule("thoracic_aortic_dilatation", ("ascending_aorta_diameter",
                                         "descending_aorta_diameter"), _aorta,
