@@ -6,8 +6,12 @@
 #   docker build -t ctnode .
 #   docker compose up          # node (Orthanc + worker) and a PACS to try it out
 #
-# One image, two processes: run it once as Orthanc (default command) and once
-# as `ctnode worker`; both share /var/lib/ctnode (the SQLite job queue).
+# One image, several processes: Orthanc (default command), and `ctnode worker`.
+# With the SQLite queue the worker shares /var/lib/ctnode with Orthanc; scaled
+# out (CTNODE_JOBS__BACKEND=celery, docs/scale-out.md) `ctnode worker --forward`
+# shares it and any number of `ctnode worker` containers, on any machine, only
+# need Redis and Orthanc's REST API. Celery and the Redis client come with
+# requirements.lock; Redis itself runs in its own container (docker-compose.yml).
 FROM debian:bookworm-slim
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu

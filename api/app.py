@@ -5,14 +5,15 @@ Routes: ``GET /health``, ``POST /predict`` (ZIP of DICOM), ``POST /predict_nifti
 keys (see ``api/schemas.py``); bad input is 4xx, a fault of the node 5xx.
 
 The door only receives the upload, hands it to ``inference.run_pipeline`` and
-translates the result; it holds no inference logic.
+translates the result; it holds no inference logic. Limits that must act
+before a body is read (key, size, admission with 503 + Retry-After, read
+timeout) live in ``api.guard``; docs/security.md lists them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
 import tempfile
 import time
@@ -20,15 +21,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
-from api.metrics import Metrics, MetricsMiddleware, metrics_router, queue_counts
+from api.guard import Admission, RequestGuard
+from api.metrics import Metrics, MetricsMiddleware, job_sources, metrics_router
 from api.schemas import FailureResponse, HealthResponse, PredictionResponse
 from api.uploads import UploadRejected, save_upload
 from ctnode import __version__
@@ -36,7 +39,6 @@ from ctnode.settings import Settings, get_settings
 from inference.findings import FINDING_KEYS, FINDINGS
 from inference.pipeline import INPUT_ERROR_CODES, get_ensemble, run_pipeline
 from inference.types import ProcessingStatus, StudyResult
-from jobs import default_queue_path
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +49,38 @@ _FAILURE_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "The upload is malformed or unsafe (not a ZIP, ZIP bomb, path traversal).",
         401: "Missing or wrong X-API-Key.",
-        413: "The upload exceeds the size limit.",
+        408: "The request body stalled longer than api.body_read_timeout_s.",
+        413: "The upload exceeds the size limit, or the study the memory budget.",
         415: "The upload is not of the expected type.",
         422: "The input was read but holds no analysable chest CT (the error says why).",
         500: "The node failed; the log has the details.",
+        503: "The node is busy (every analysis slot and waiting place taken): retry after "
+             "the Retry-After header's seconds.",
     }.items()
 }
+TEMP_PREFIX = "ctnode-api-"
+
+
+def _upload_body(description: str) -> dict[str, Any]:
+    """The OpenAPI request body of a predict route: multipart/form-data with ``file``."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary",
+                                "description": description}}}}}}}
+
+
+def prepare_temp_dir(folder: Path) -> None:
+    """Create the API's temp folder and remove request folders a killed run left there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # the requests will answer 500 and say so; /health still answers
+        logger.exception("the API's temporary folder cannot be created")
+        return
+    stale = [p for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_dir()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        logger.info("removed %d request folder(s) left by a previous run", len(stale))
 
 
 def failure_body(message: str, code: str, seconds: float, request_id: str) -> dict[str, Any]:
@@ -68,6 +96,8 @@ def http_status(result: StudyResult) -> int:
         return 200
     if result.error_code == "unsafe_archive":
         return 400
+    if result.error_code == "study_too_large":
+        return 413
     if result.error_code in INPUT_ERROR_CODES:
         return 422
     return 500
@@ -77,9 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: the process settings)."""
     settings = settings or get_settings()
     limiter = asyncio.Semaphore(settings.api.max_concurrent_jobs)
+    admission = Admission(settings.api.max_concurrent_jobs, settings.api.max_waiting_requests)
+    temp_dir = settings.node.server_temp_dir()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(prepare_temp_dir, temp_dir)
         # Load the models once, at start-up, not on the first request.
         await run_in_threadpool(get_ensemble, settings)
         yield
@@ -96,19 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.admission = admission
     # Observability (issue 9): /metrics, request metrics + request-ID log context.
+    jobs_counts, queue_lengths = job_sources(settings)  # SQLite or Celery
     metrics = Metrics(model_statuses=lambda: get_ensemble(settings).statuses,
-                      jobs_counts=queue_counts(default_queue_path(settings.node.work_dir)))
+                      jobs_counts=jobs_counts, queue_lengths=queue_lengths)
     app.state.metrics = metrics
     app.include_router(metrics_router(metrics))
-
-    async def require_api_key(request: Request) -> None:
-        expected = settings.api.api_key
-        if expected is None:
-            return
-        given = request.headers.get("x-api-key", "")
-        if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise StarletteHTTPException(status_code=401, detail="missing or wrong X-API-Key")
 
     @app.middleware("http")
     async def start_clock(request: Request, call_next: Any) -> Any:
@@ -125,7 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if not request.url.path.startswith("/predict"):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+            # headers kept: a 405 must say which methods are allowed (found by fuzzing)
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=exc.headers)
         body = failure_body(str(exc.detail), f"http_{exc.status_code}", _elapsed(request),
                             _rid(request))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
@@ -159,10 +188,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "disclaimer": DISCLAIMER,
         }
 
-    async def _predict(request: Request, upload: UploadFile, kind: str) -> JSONResponse:
+    async def _predict(request: Request, kind: str) -> JSONResponse:
         rid = _rid(request)
         try:
-            workdir = Path(tempfile.mkdtemp(prefix="ctnode-api-", dir=settings.node.temp_dir))
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=temp_dir))
         except OSError:  # temp folder missing or full: still a seed-shaped answer
             logger.exception("request %s: cannot create a temporary folder", rid)
             return JSONResponse(failure_body(
@@ -170,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "log has the details", "internal_error", _elapsed(request), rid), status_code=500)
         try:
             try:
-                path = await save_upload(upload, workdir, kind, settings.api)
+                path = await save_upload(request, workdir, kind, settings.api)
             except OSError:  # disk full while receiving: the node's fault, not the client's
                 logger.exception("request %s: cannot store the upload", rid)
                 return JSONResponse(failure_body(
@@ -187,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     run_pipeline, path, settings, work_dir=workdir / "work"
                 )
             metrics.observe_result(result)
+            admission.observe(result.seconds)
             body = result.to_json(request_id=rid)
             # time_of_processing is the study's own processing time; the request's
             # wall time (upload, waiting behind other studies) is reported beside it.
@@ -202,27 +233,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Analyse one CT study sent as a ZIP of DICOM files",
         response_model=PredictionResponse,
         responses=_FAILURE_RESPONSES,
-        dependencies=[Depends(require_api_key)],
+        openapi_extra=_upload_body("ZIP of one study's DICOM files (nested folders, DICOMDIR, "
+                                   "no extensions: all fine)"),
     )
-    async def predict(
-        request: Request,
-        file: Annotated[UploadFile, File(description="ZIP of one study's DICOM files "
-                                         "(nested folders, DICOMDIR, no extensions: all fine)")],
-    ) -> JSONResponse:
-        return await _predict(request, file, "zip")
+    async def predict(request: Request) -> JSONResponse:
+        return await _predict(request, "zip")
 
     @app.post(
         "/predict_nifti",
         summary="Analyse one CT volume sent as NIfTI (.nii or .nii.gz), in HU",
         response_model=PredictionResponse,
         responses=_FAILURE_RESPONSES,
-        dependencies=[Depends(require_api_key)],
+        openapi_extra=_upload_body("One CT volume in HU, .nii or .nii.gz"),
     )
-    async def predict_nifti(
-        request: Request,
-        file: Annotated[UploadFile, File(description="One CT volume in HU, .nii or .nii.gz")],
-    ) -> JSONResponse:
-        return await _predict(request, file, "nifti")
+    async def predict_nifti(request: Request) -> JSONResponse:
+        return await _predict(request, "nifti")
 
+    def guard_failure(message: str, code: str, scope: Scope) -> dict[str, Any]:
+        rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16]
+        return failure_body(message, code, 0.0, rid)
+
+    # Inner to outer: the guard answers before any body is read; metrics see every answer.
+    app.add_middleware(RequestGuard, limits=settings.api, admission=admission,
+                       failure_body=guard_failure)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     return app

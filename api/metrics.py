@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ctnode.logging_setup import log_context, new_request_id
+from ctnode.settings import Settings
 from inference.types import ModelStatus, StudyResult
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 JobCounts = Callable[[], Mapping[str, int]]
+QueueLengths = Callable[[], Mapping[str, int]]
 ModelStatuses = Callable[[], Iterable[ModelStatus]]
 
 
@@ -60,6 +62,7 @@ class Metrics:
         jobs_counts: JobCounts | None = None,
         model_statuses: ModelStatuses | None = None,
         registry: CollectorRegistry | None = None,
+        queue_lengths: QueueLengths | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -86,7 +89,7 @@ class Metrics:
         self.last_failure = Gauge(
             "pipeline_last_failure_timestamp_seconds", "Unix time of the last Failure, by "
             "error_code.", ["error_code"], namespace=NAMESPACE, registry=self.registry)
-        self._sources = _SourcesCollector(jobs_counts, model_statuses)
+        self._sources = _SourcesCollector(jobs_counts, model_statuses, queue_lengths)
         self.registry.register(self._sources)
 
     def observe_result(self, result: StudyResult) -> None:
@@ -115,10 +118,11 @@ class _SourcesCollector(Collector):
     the metrics that would show it.
     """
 
-    def __init__(self, jobs_counts: JobCounts | None, model_statuses: ModelStatuses | None
-                 ) -> None:
+    def __init__(self, jobs_counts: JobCounts | None, model_statuses: ModelStatuses | None,
+                 queue_lengths: QueueLengths | None = None) -> None:
         self.jobs_counts = jobs_counts
         self.model_statuses = model_statuses
+        self.queue_lengths = queue_lengths
 
     def describe(self) -> list[Metric]:
         return []  # families vary with the sources; describe nothing (registry accepts it)
@@ -134,6 +138,18 @@ class _SourcesCollector(Collector):
                                            labels=["state"])
                 for state, count in sorted(counts.items()):
                     family.add_metric([str(state)], float(count))
+                yield family
+        if self.queue_lengths is not None:
+            try:
+                lengths = dict(self.queue_lengths())
+            except Exception:  # noqa: BLE001
+                logger.exception("metrics: the queue-length source failed")
+            else:
+                family = GaugeMetricFamily(
+                    f"{NAMESPACE}_queue_length", "Jobs waiting, per Celery queue (messages "
+                    "not yet taken by a worker) or, on SQLite, per door.", labels=["queue"])
+                for name, count in sorted(lengths.items()):
+                    family.add_metric([str(name)], float(count))
                 yield family
         if self.model_statuses is not None:
             try:
@@ -152,7 +168,9 @@ class _SourcesCollector(Collector):
 
 
 def metrics_router(metrics: Metrics) -> APIRouter:
-    """``GET /metrics`` for Prometheus scrapers (no API key: like /health, it has no data)."""
+    """``GET /metrics`` for Prometheus scrapers; with ``api.api_key`` set it needs the key
+    (``X-API-Key`` or ``Authorization: Bearer``, checked by ``api.guard``), as every route
+    but /health and the docs does."""
     router = APIRouter(tags=["operations"])
 
     @router.get(
@@ -245,6 +263,36 @@ def queue_counts(path: Path) -> JobCounts:
     return counts
 
 
+def job_sources(settings: Settings) -> tuple[JobCounts, QueueLengths]:
+    """Jobs by state and waiting per queue, from the job back end the settings choose.
+
+    SQLite: the node's queue file, never created just to report on it.
+    Celery: the job records and queues in Redis, connected on the first scrape
+    (a Redis that is down fails that scrape's job families only).
+    """
+    from jobs import default_queue_path, make_queue
+
+    path = default_queue_path(settings.node.work_dir)
+    opened: list[Any] = []
+
+    def queue() -> Any:
+        if not opened:
+            opened.append(make_queue(settings))
+        return opened[0]
+
+    def counts() -> Mapping[str, int]:
+        if settings.jobs.backend != "celery" and not path.exists():
+            return {}
+        return dict(queue().counts())
+
+    def lengths() -> Mapping[str, int]:
+        if settings.jobs.backend != "celery" and not path.exists():
+            return {}
+        return dict(queue().queue_lengths())
+
+    return counts, lengths
+
+
 def parse_metrics_text(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Samples by name from a /metrics text (for ``ctnode status`` and tests)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -256,5 +304,5 @@ def parse_metrics_text(text: str) -> dict[str, list[tuple[dict[str, str], float]
     return samples
 
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_router", "parse_metrics_text",
-           "queue_counts"]
+__all__ = ["Metrics", "MetricsMiddleware", "job_sources", "metrics_router",
+           "parse_metrics_text", "queue_counts"]

@@ -1,21 +1,25 @@
 """Receiving an upload onto disk, within limits, and knowing what it is.
 
 The upload is streamed to a file in the request's private temporary folder
-(never into memory), counted as it arrives, and sniffed by its first bytes:
-a client's Content-Type and file name are hints, not facts.
+(never into memory, never through the system's temp folder), counted as it
+arrives, and sniffed by its first bytes: a client's Content-Type and file
+name are hints, not facts. A ZIP without its central directory (cut short
+in transfer) is refused here, as malformed (400).
 """
 
 from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 from pathlib import Path
 
-from fastapi import UploadFile
+from starlette.requests import Request
 
+from api.guard import BodyRejected
+from api.multipart import FormRejected, receive_file
 from ctnode.settings import ApiSettings
 
-_CHUNK = 1 << 20
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -39,24 +43,23 @@ def _is_nifti_header(head: bytes) -> bool:
     return False
 
 
-async def save_upload(upload: UploadFile, workdir: Path, kind: str, limits: ApiSettings) -> Path:
-    """Write ``upload`` under ``workdir`` and return its path.
+async def save_upload(request: Request, workdir: Path, kind: str, limits: ApiSettings) -> Path:
+    """Write the request's ``file`` field under ``workdir`` and return its path.
 
     ``kind`` is "zip" or "nifti". Raises ``UploadRejected`` (413 too large,
-    415 wrong type, 400 empty).
+    415 wrong type, 400 empty or malformed, 422 not a form with a ``file``).
     """
     max_bytes = int(limits.max_upload_mb * 1e6)
     raw = workdir / "upload.bin"
-    size = 0
-    with open(raw, "wb") as out:
-        while chunk := await upload.read(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise UploadRejected(
-                    f"the upload exceeds the limit of {limits.max_upload_mb:.0f} MB",
-                    "upload_too_large", 413,
-                )
-            out.write(chunk)
+    try:
+        size = (await receive_file(request, raw, max_bytes)).size
+    except BodyRejected as exc:  # the guard's limits, met while reading the body
+        raise UploadRejected(str(exc), exc.code, exc.status) from None
+    except FormRejected as exc:
+        if exc.code == "upload_too_large":
+            raise UploadRejected(f"the upload exceeds the limit of {limits.max_upload_mb:.0f} MB",
+                                 exc.code, exc.status) from None
+        raise UploadRejected(str(exc), exc.code, exc.status) from None
     if size == 0:
         raise UploadRejected("the uploaded file is empty", "empty_upload", 400)
     with open(raw, "rb") as f:
@@ -68,6 +71,10 @@ async def save_upload(upload: UploadFile, workdir: Path, kind: str, limits: ApiS
                 "(use /predict_nifti for NIfTI)",
                 "unsupported_media_type", 415,
             )
+        if not zipfile.is_zipfile(raw):
+            raise UploadRejected(
+                "the ZIP archive is truncated or corrupt (its central directory is missing); "
+                "send the whole archive again", "corrupt_upload", 400)
         return raw.rename(workdir / "study.zip")
     if head.startswith(_GZIP_MAGIC):
         try:

@@ -25,6 +25,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",  # issue 6
     "phantom",  # issue 4 (phantom)
     "evaluate",  # issue 5
+    "viewer",  # issue 14
+    "features",  # issue 16
+    "train",  # issue 16
 )
 
 app = typer.Typer(

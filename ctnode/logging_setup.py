@@ -52,6 +52,15 @@ _PHI_ELEMENT_RE = re.compile(
     r"(?P<key>\(0010,\s?[0-9A-Fa-f]{4}\)[^:\n]*?\b[A-Z]{2}:\s*)"
     r"(?P<value>'[^']*'|\"[^\"]*\"|[^\n]+)")
 REDACTED = "***"
+# Characters that end or rewrite a line in a terminal or a line-oriented reader (C0/C1
+# controls, DEL, Unicode line/paragraph separators): never written raw (issue 15).
+_LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``):
+    an untrusted value (a UID, a file name) can never forge a log line or a terminal code."""
+    return _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def new_request_id() -> str:
@@ -123,11 +132,29 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = redact_phi(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        # JSON escapes C0 controls itself; these three it leaves raw, and readers split on them.
+        return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace(
+            "\u2029", "\\u2029")
 
 
 class PlainFormatter(logging.Formatter):
-    """``2026-11-29 10:00:00,123 INFO api.app [req=ab12 job=7] message``."""
+    """``2026-11-29 10:00:00,123 INFO api.app [req=ab12 job=7] message``.
+
+    One record is one line: control characters in the message are escaped, and
+    the lines of a traceback are indented, so no value can start a line that
+    looks like a record of its own.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(ids)s %(message)s")
@@ -138,6 +165,10 @@ class PlainFormatter(logging.Formatter):
         record.ids = f" [{' '.join(ids)}]" if ids else ""
         text = super().format(record)
         return redact_phi(text) if record.exc_info else text
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):

@@ -54,6 +54,22 @@ class ApiSettings(_Section):
         "upload is treated as a ZIP bomb. CT pixel data compresses about 2-10x; "
         "uniform padding up to ~50x.",
     )
+    # issue 15 (hardening): admission and body limits, checked before the body is read.
+    max_waiting_requests: int = Field(
+        4,
+        ge=0,
+        description="Predict requests admitted beyond the max_concurrent_jobs being analysed "
+        "(they upload, then wait their turn). Further requests are answered at once with 503 "
+        "and Retry-After instead of queueing without bound: the last waiting request waits "
+        "about (1 + max_waiting_requests / max_concurrent_jobs) times one study's processing "
+        "time.",
+    )
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait for the next part of a request body; a client that sends "
+        "nothing for this long gets 408 and its connection is closed.",
+    )
 
 
 class SelectionSettings(_Section):
@@ -188,8 +204,9 @@ class AnalyzerSettings(_Section):
     emphysema_laa950_pct: float = Field(
         6.0, gt=0, description="LAA%-950 at which emphysema has probability 0.5."
     )
-    opacity_fraction_pct: float = Field(
-        1.0, gt=0, description="Vessel-suppressed opacity (-700..+50 HU) % of lung at p=0.5."
+    opacity_ml: float = Field(  # issue 13: a focal region, not a diffuse fraction
+        1.0, gt=0,
+        description="Largest vessel-suppressed opacity (-700..+50 HU) region at p=0.5 (ml).",
     )
     consolidation_ml: float = Field(
         10.0, gt=0,
@@ -231,8 +248,42 @@ class InferenceSettings(_Section):
         description="A finding at or above this probability is reported as present.",
     )
     enabled_models: list[str] = Field(
-        default_factory=lambda: ["chest_quant"],
-        description="Models run by the ensemble, by name.",
+        default_factory=lambda: ["chest_quant", "ctclip", "ctclip_classfine", "fvlm",
+                                 "mednext", "diffusion_anomaly"],
+        description="Models run by the ensemble, by name. A learned model without installed "
+        "weights is listed in /health as not installed and does not vote (issue 17: the "
+        "seed's five learned families are enabled by default for that reason).",
+    )
+    # issue 16: model isolation, device and the operating point of trained heads
+    model_time_limit_s: float = Field(
+        600.0, gt=0,
+        description="Longest one model may take on one study; past it the model is reported "
+        "'timeout' and the study completes with the others. The astra encoder takes about "
+        "50 s on 2 CPU cores, chest_quant a few seconds.",
+    )
+    model_memory_mb: float = Field(
+        12288.0, gt=0,
+        description="Memory cap of one model (MB). In a model's own process it is the "
+        "process's data limit (RLIMIT_DATA) on CPU, or its share of the GPU's memory on CUDA; "
+        "a model that reaches it is reported 'out_of_memory'. The astra encoder peaks at "
+        "about 2.1 GB on CPU.",
+    )
+    model_device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+        description="Where learned models run: auto (CUDA when present, else CPU), cpu, "
+        "cuda or cuda:N.",
+    )
+    model_isolation: str = Field(
+        "auto", pattern="^(auto|process|thread)$",
+        description="process: each model runs in its own worker process (a hang is killed at "
+        "the time limit, the memory cap holds); thread: in the node's process (a raise is "
+        "caught, a timeout is reported but the computation cannot be stopped); auto: process "
+        "for learned models (the astra encoder), thread for chest_quant.",
+    )
+    target_sensitivity: float = Field(
+        0.9, gt=0, le=1,
+        description="Sensitivity that `ctnode train` aims for when it picks each trained "
+        "head's and the stacker's decision threshold on the validation folds.",
     )
     analyzer: AnalyzerSettings = Field(
         default_factory=AnalyzerSettings,
@@ -288,7 +339,36 @@ class NodeSettings(_Section):
 
     work_dir: Path = Field(Path("var"), description="Root of the node's local state.")
     temp_dir: Path | None = Field(
-        None, description="Temporary files (uploads, extraction); default the system's."
+        None, description="Temporary files (uploads, extraction, DICOM receive buffers). The "
+        "servers (serve, scp, node) default to <work_dir>/tmp and remove their own leftovers "
+        "there at start-up; one-shot commands default to the system's."
+    )
+
+    def server_temp_dir(self) -> Path:
+        """The servers' temporary folder: ``temp_dir`` or ``<work_dir>/tmp`` (issue 15)."""
+        return self.temp_dir if self.temp_dir is not None else self.work_dir / "tmp"
+
+
+class LimitsSettings(_Section):
+    """Memory and size limits per input, for every door (issue 15, docs/security.md)."""
+
+    study_memory_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="Memory budget of one study's analysis (MB). The pipeline estimates the "
+        "peak from the headers (voxels x bytes per voxel, measured in benchmarks/probes.py) "
+        "before decoding any pixel and refuses a larger study with error_code "
+        "'study_too_large'.",
+    )
+    max_instance_mb: float = Field(
+        512.0,
+        gt=0,
+        description="Largest single DICOM instance (MB), as stored and, for the deflated "
+        "transfer syntax, once inflated. The SCP answers a larger C-STORE with 0xA700 and "
+        "keeps at most this much of it on disk while receiving; readers skip larger files. "
+        "An enhanced CT of a whole chest (600 frames of 512x512) is about 300 MB; decoding "
+        "one instance briefly needs about 3-4 times its size (pydicom holds the encoded and "
+        "the decoded pixels), so 512 MB keeps one instance well inside study_memory_mb.",
     )
 
 
@@ -470,6 +550,103 @@ class OrthancSettings(_Section):
     )
 
 
+class ViewerSettings(_Section):
+    """The web viewer (``ctnode/viewer.py``, ``ctnode viewer``): issue 14.
+
+    Serves the built OHIF app and proxies Orthanc's DICOMweb read-only on the
+    same origin. Credentials come only from the environment.
+    """
+
+    host: str = Field(
+        "127.0.0.1", description="Bind address; any non-loopback address needs a login."
+    )
+    port: int = Field(8043, ge=1, le=65535, description="TCP port of the viewer.")
+    ohif_dir: Path = Field(
+        Path(".viewer/ohif/dist"),
+        description="The built OHIF app (dist/ of the npm package @ohif/app, installed by "
+        "`bash bootstrap.sh test` or `bash bootstrap.sh viewer`).",
+    )
+    dicomweb_url: str | None = Field(
+        None, description="DICOMweb root to proxy; default <orthanc.url>/dicom-web."
+    )
+    username: str | None = Field(None, description="HTTP Basic login of the viewer.")
+    password: SecretStr | None = Field(None, description="Password of that login.")
+
+
+class JobsSettings(_Section):
+    """The job queue behind the asynchronous doors (``jobs/``): issue 18.
+
+    ``sqlite`` (default) keeps jobs in ``<node.work_dir>/jobs.sqlite3`` and
+    needs no server. ``celery`` keeps them in Redis and runs them on Celery
+    workers (``ctnode worker``) on as many machines as needed; docs/scale-out.md.
+    """
+
+    backend: str = Field(
+        "sqlite", pattern="^(sqlite|celery)$",
+        description="Job queue: 'sqlite' (one machine) or 'celery' (Redis broker, many "
+        "workers on many machines).",
+    )
+    broker_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL of the Celery broker, result store and job records "
+        "(redis://[:password@]host:port/db); a password in it is never logged.",
+    )
+    key_prefix: str = Field(
+        "ctnode", pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of the Redis keys holding job records (several nodes may "
+        "share one Redis with different prefixes and queue names).",
+    )
+    cpu_queue: str = Field(
+        "ctnode.cpu", pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Celery queue of studies that need only CPUs (selection, analyzer, "
+        "SR/SC, delivery).",
+    )
+    gpu_queue: str = Field(
+        "ctnode.gpu", pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Celery queue of studies that run a model needing a GPU.",
+    )
+    gpu_models: list[str] = Field(
+        default_factory=list,
+        description="Models (by name) that need a GPU: while one of them is in "
+        "inference.enabled_models, studies go to gpu_queue, else to cpu_queue.",
+    )
+    worker_queues: list[str] = Field(
+        default_factory=lambda: ["ctnode.cpu"], min_length=1,
+        description="Queues this machine's `ctnode worker` serves: a CPU machine "
+        "['ctnode.cpu'], a GPU machine ['ctnode.gpu'] (or both).",
+    )
+    concurrency: int = Field(
+        1, ge=1, le=64,
+        description="Worker processes of one `ctnode worker` (studies at once). One study "
+        "keeps about one core busy; see docs/scale-out.md for the measured curve.",
+    )
+    prefetch_multiplier: int = Field(
+        1, ge=1, le=16,
+        description="Messages a worker process reserves ahead. 1: a worker busy with a long "
+        "study never holds another that an idle worker could take.",
+    )
+    visibility_timeout_s: float = Field(
+        3600.0, gt=0,
+        description="A message taken by a worker that vanished (machine lost, SIGKILL) goes "
+        "back to the queue after this long. Must exceed the longest retry wait "
+        "(scp.delivery_backoff_max_s, orthanc.backoff_max_s): Celery holds a waiting retry "
+        "unacknowledged. A lost worker process on a living machine is requeued at once.",
+    )
+    restore_interval_s: float = Field(
+        10.0, gt=0,
+        description="How often each worker looks for messages whose visibility timeout "
+        "expired.",
+    )
+    redis_timeout_s: float = Field(
+        10.0, gt=0, description="Time limit of one Redis call on job records (seconds)."
+    )
+    result_expires_s: float = Field(
+        86400.0, gt=0,
+        description="Celery task results (shown by Flower) are kept this long; job "
+        "records stay until removed.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the node, in one object."""
 
@@ -485,9 +662,12 @@ class Settings(BaseSettings):
     weights: WeightsSettings = Field(default_factory=WeightsSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     scp: ScpSettings = Field(default_factory=ScpSettings)
     orthanc: OrthancSettings = Field(default_factory=OrthancSettings)
+    viewer: ViewerSettings = Field(default_factory=ViewerSettings)  # issue 14
+    jobs: JobsSettings = Field(default_factory=JobsSettings)  # issue 18
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ Failure result whose ``error`` is a sentence a user can act on and whose
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from inference.ensemble import Ensemble, build_ensemble
 from inference.errors import InferenceError, NotChestError
 from inference.findings import FINDINGS
 from inference.stacker import StackedPrediction
-from inference.types import ModelStatus, ProcessingStatus, StudyResult
+from inference.types import ImageConditions, ModelStatus, ProcessingStatus, StudyResult
 from series_selector import (
     check_chest_anatomy,
     index_path,
@@ -34,6 +35,7 @@ from series_selector import (
     select_series,
 )
 from series_selector.archive import ArchiveLimits, extract_zip, remove_tree
+from series_selector.budget import check_dicom_budget
 from series_selector.errors import NoUsableSeriesError, SelectionError
 from series_selector.types import HUVolume, SelectionReport, Verdict
 
@@ -45,7 +47,7 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # to a fault of the node itself.
 INPUT_ERROR_CODES = frozenset({
     "unsafe_archive", "no_dicom", "multiple_studies", "no_usable_series",
-    "not_chest_ct", "volume_error", "not_found", "unsupported_input",
+    "not_chest_ct", "volume_error", "not_found", "unsupported_input", "study_too_large",
 })
 
 _ensemble_cache: dict[str, Ensemble] = {}
@@ -93,6 +95,10 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
     )
 
 
+def _budget_bytes(settings: Settings) -> int:
+    return int(settings.limits.study_memory_mb * 1e6)
+
+
 def run_pipeline(
     source: Path,
     settings: Settings,
@@ -119,7 +125,7 @@ def run_pipeline(
             raise SelectionError("the input does not exist", code="not_found")
         if is_nifti(source):
             with stages.stage("load_volume"):
-                volume = load_nifti(source)
+                volume = load_nifti(source, _budget_bytes(settings))
             with stages.stage("select"):
                 verdict = check_chest_anatomy(volume, settings.selection)
             if verdict.verdict is Verdict.FAIL:
@@ -140,13 +146,14 @@ def run_pipeline(
                 with stages.stage("unpack"):
                     extract_zip(source, folder, archive_limits(settings))
             with stages.stage("index"):
-                index = index_path(folder)
+                index = index_path(folder, int(settings.limits.max_instance_mb * 1e6))
             with stages.stage("select"):
                 selection = select_series(index, settings.selection)
             study_uid = selection.study_uid
             if selection.chosen_series_uid is None:
                 raise NoUsableSeriesError(selection.explanation or "no usable series")
             series_uid = selection.chosen_series_uid
+            check_dicom_budget(index, selection, _budget_bytes(settings))  # before decoding
             with stages.stage("load_volume"):
                 volume = load_volume(index, selection)
         study_uid = volume.study_uid or study_uid
@@ -156,7 +163,10 @@ def run_pipeline(
             out = ens.run(volume)
         stage_seconds = dict(stages.seconds)
         stage_seconds.update({f"model.{k}": v for k, v in out.model_seconds.items()})
-        result = _success(out.stacked, volume, selection, ens, settings, stage_seconds, t0)
+        image = next((o.conditions for o in out.outputs if o.conditions is not None), None)
+        result = _success(out.stacked, volume, selection, ens, settings, stage_seconds, t0,
+                          image)
+        result = dataclasses.replace(result, model_runs=out.runs)  # issue 16: per-model status
         logger.info(
             "study %s series %s: probability %.3f decision %s in %.1f s",
             result.study_uid, result.series_uid, result.probability or 0.0,
@@ -189,6 +199,7 @@ def _success(
     settings: Settings,
     stage_seconds: dict[str, float],
     t0: float,
+    image: ImageConditions | None = None,
 ) -> StudyResult:
     inf = settings.inference
     assessed = [f for f in stacked.findings if f.probability is not None]
@@ -203,7 +214,9 @@ def _success(
         study_uid=volume.study_uid,
         series_uid=volume.series_uid,
         probability=stacked.probability,
-        decision=int(stacked.probability >= inf.decision_threshold),
+        # issue 16: a trained stacker carries the threshold chosen on its validation folds
+        decision=int(stacked.probability >= (
+            inf.decision_threshold if stacked.threshold is None else stacked.threshold)),
         findings=stacked.findings,
         top_pathologies=top,
         most_dangerous_key=most_dangerous,
@@ -212,6 +225,7 @@ def _success(
         seconds=time.perf_counter() - t0,
         stage_seconds=stage_seconds,
         volume=volume,
+        image=image,
     )
 
 

@@ -17,6 +17,7 @@ finding; a finding no model assessed stays ``None``.
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -38,10 +39,15 @@ class StackedPrediction:
     probability: float
     findings: tuple[FindingResult, ...]
     stacker: str
+    # issue 16: a trained stacker's decision threshold (chosen on validation folds for
+    # the target sensitivity); None: the node's inference.decision_threshold applies
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("StackedPrediction.probability must be in [0, 1]")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("StackedPrediction.threshold must be in [0, 1]")
         if tuple(f.key for f in self.findings) != FINDING_KEYS:
             raise ValueError("StackedPrediction.findings must hold the 22 findings in order")
 
@@ -107,19 +113,38 @@ def feature_vector(outputs: Sequence[ModelOutput], names: Sequence[str]) -> np.n
     return np.array([values.get(n, math.nan) for n in names], dtype=float)
 
 
+STACKER_FORMAT = "ctnode-stacker/1"
+
+
 class LightGBMStacker(Stacker):
-    """A trained LightGBM booster over the models' outputs (see module doc)."""
+    """A trained LightGBM booster over the models' outputs (see module doc).
+
+    ``model_file`` is a LightGBM text model, or (issue 16, what ``ctnode train``
+    writes) a JSON file ``{"format": "ctnode-stacker/1", "booster": <text>,
+    "threshold": t, "version": ...}`` that also carries the decision threshold.
+    """
 
     name = "lightgbm"
 
     def __init__(self, model_file: Path) -> None:
         import lightgbm
 
-        self._booster = lightgbm.Booster(model_file=str(model_file))
+        self.threshold: float | None = None
+        self.version = ""
+        if model_file.suffix == ".json":
+            data = json.loads(model_file.read_text(encoding="utf-8"))
+            if data.get("format") != STACKER_FORMAT:
+                raise ValueError(f"{model_file.name} is not a ctnode stacker")
+            self._booster = lightgbm.Booster(model_str=data["booster"])
+            self.threshold = float(data["threshold"])
+            self.version = str(data.get("version", ""))
+        else:
+            self._booster = lightgbm.Booster(model_file=str(model_file))
         self.feature_names: tuple[str, ...] = tuple(self._booster.feature_name())
         logger.info("loaded LightGBM stacker with %d features", len(self.feature_names))
 
     def combine(self, outputs: Sequence[ModelOutput]) -> StackedPrediction:
         x = feature_vector(outputs, self.feature_names)[None, :]
         probability = float(np.clip(self._booster.predict(x)[0], 0.0, 1.0))
-        return StackedPrediction(probability, merge_findings(outputs), self.name)
+        return StackedPrediction(probability, merge_findings(outputs), self.name,
+                                 self.threshold)

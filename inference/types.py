@@ -116,6 +116,39 @@ class ModelStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageConditions:
+    """What the image allows: field of view, coverage, contrast phase, kernel.
+
+    Measured on the image by the analyzer (header values only as hints), carried
+    in the result JSON (``image``) and the SR, so a reader knows why a finding
+    was not assessed. ``None``/``"unknown"`` where it could not be told.
+    """
+
+    contrast_phase: str = "unknown"  # non_contrast | arterial | venous | delayed | unknown
+    contrast_evidence: str = ""  # e.g. "aorta 320 HU, header agent 'OMNIPAQUE'"
+    kernel_class: str = "unknown"  # soft | sharp | unknown (measured + header hint)
+    noise_hu: float | None = None  # SD of HU in homogeneous tissue
+    kvp: float | None = None
+    slice_thickness_mm: float | None = None
+    lungs_truncated: tuple[str, ...] = ()  # e.g. ("left lateral", "apices")
+    body_truncated: bool = False  # the body outline touches the image border
+    coverage_notes: tuple[str, ...] = ()  # sentences for people
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contrast_phase": self.contrast_phase,
+            "contrast_evidence": self.contrast_evidence,
+            "kernel_class": self.kernel_class,
+            "noise_hu": None if self.noise_hu is None else round(float(self.noise_hu), 1),
+            "kvp": self.kvp,
+            "slice_thickness_mm": self.slice_thickness_mm,
+            "lungs_truncated": list(self.lungs_truncated),
+            "body_truncated": self.body_truncated,
+            "coverage_notes": list(self.coverage_notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ModelOutput:
     """One model's answer for one volume: per-finding scores and features for the stacker."""
 
@@ -123,11 +156,39 @@ class ModelOutput:
     findings: tuple[FindingResult, ...]
     features: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    conditions: ImageConditions | None = None  # what the image allowed (analyzer only)
+    # issue 16: a learned encoder's pooled feature vector (e.g. astra's 2048-d), for heads
+    embedding: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         keys = [f.key for f in self.findings]
         if len(keys) != len(set(keys)):
             raise ValueError(f"ModelOutput of {self.model.name} scores a finding twice")
+
+
+class RunStatus(enum.Enum):
+    """How one model's run on one study ended (issue 16: model isolation)."""
+
+    OK = "ok"
+    ERROR = "error"  # the model raised
+    TIMEOUT = "timeout"  # past inference.model_time_limit_s
+    OUT_OF_MEMORY = "out_of_memory"  # reached inference.model_memory_mb (or the device's)
+    NOT_RUN = "not_run"  # weights not installed
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    """One model on one study: how it ended, how long it took, and why when it failed."""
+
+    name: str
+    status: RunStatus
+    seconds: float = 0.0
+    detail: str = ""
+    heads: tuple[str, ...] = ()  # trained heads applied to its features (name@version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "seconds": round(float(self.seconds), 3),
+                "detail": self.detail, "heads": list(self.heads)}
 
 
 class ProcessingStatus(enum.Enum):
@@ -154,6 +215,8 @@ class StudyResult:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     volume: HUVolume | None = None
+    image: ImageConditions | None = None
+    model_runs: tuple[ModelRun, ...] = ()  # issue 16: per-model run status of this study
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, ProcessingStatus):
@@ -207,7 +270,11 @@ class StudyResult:
             for f in self.findings
         }
         body["series_selection"] = None if self.selection is None else self.selection.to_json()
+        body["image"] = None if self.image is None else self.image.to_json()
         body["model_versions"] = {m.name: m.to_json() for m in self.models}
+        for run in self.model_runs:  # issue 16: how each model's run on this study ended
+            if run.name in body["model_versions"]:
+                body["model_versions"][run.name]["run"] = run.to_json()
         body["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         body["disclaimer"] = (
             "Decision support only, not a diagnosis: a radiologist must read the study."

@@ -1,10 +1,11 @@
 """Persistent job queue shared by every asynchronous door (scp_node, orthanc_plugin).
 
-Standard library only: the Orthanc plugin runs in Orthanc's embedded Python,
-outside the project's virtualenv, and imports this package to enqueue.
+Two back ends behind ``JobQueue``: SQLite (embedded default) and Celery with
+Redis (``jobs.celery_queue``, ``jobs.celery_app``; scaled out). This package
+and the SQLite back end are standard library only: the Orthanc plugin runs in
+Orthanc's embedded Python, outside the project's virtualenv, and imports it to
+enqueue. The Celery modules are imported only by ``make_queue`` when chosen.
 """
-
-from pathlib import Path
 
 from jobs.errors import (
     JobError,
@@ -14,21 +15,33 @@ from jobs.errors import (
     PermanentJobError,
     RetryableJobError,
 )
+from jobs.factory import DEFAULT_QUEUE_FILE, celery_config, default_queue_path, make_queue
+from jobs.forward import ForwardHandler
 from jobs.queue import JobQueue
 from jobs.sqlite_queue import SqliteJobQueue
-from jobs.types import Job, JobContext, JobOutcome, JobState, WorkerSettings
-from jobs.worker import Handler, Worker, WorkerPool, default_worker_name, run_worker
-
-DEFAULT_QUEUE_FILE = "jobs.sqlite3"
-
-
-def default_queue_path(work_dir: Path) -> Path:
-    """Where every door of one node keeps its shared queue: ``<work_dir>/jobs.sqlite3``."""
-    return Path(work_dir) / DEFAULT_QUEUE_FILE
-
+from jobs.types import (
+    CeleryConfig,
+    Job,
+    JobContext,
+    JobOutcome,
+    JobState,
+    TakeKind,
+    TakeVerdict,
+    WorkerSettings,
+)
+from jobs.worker import (
+    Handler,
+    Worker,
+    WorkerPool,
+    default_worker_name,
+    process_is_gone,
+    run_worker,
+)
 
 __all__ = [
     "DEFAULT_QUEUE_FILE",
+    "CeleryConfig",
+    "ForwardHandler",
     "Handler",
     "Job",
     "JobContext",
@@ -42,10 +55,15 @@ __all__ = [
     "PermanentJobError",
     "RetryableJobError",
     "SqliteJobQueue",
+    "TakeKind",
+    "TakeVerdict",
     "Worker",
     "WorkerPool",
     "WorkerSettings",
+    "celery_config",
     "default_queue_path",
     "default_worker_name",
+    "make_queue",
+    "process_is_gone",
     "run_worker",
 ]

@@ -1,4 +1,4 @@
-"""The job-queue interface: one contract, several back ends (SQLite now, Redis later)."""
+"""The job-queue interface: one contract, two back ends (SQLite embedded, Celery + Redis)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import builtins
 from collections.abc import Collection
 
 from jobs.types import Job, JobState
+
+
+def check_identity(study_uid: str, source: str, content_hash: str) -> None:
+    """Refuse a job without the (study_uid, content_hash) key or a door: ValueError."""
+    if not study_uid:
+        raise ValueError("study_uid must not be empty")
+    if not content_hash:
+        raise ValueError("content_hash must not be empty")
+    if not source:
+        raise ValueError("source must not be empty")
 
 
 class JobQueue(abc.ABC):
@@ -20,6 +30,17 @@ class JobQueue(abc.ABC):
     for an operation the job's state forbids, LeaseLostError when a worker acts
     on a job it no longer owns.
     """
+
+    #: True when a broker pushes jobs to its own workers (Celery): nothing is claimed
+    #: by polling, so ``WorkerPool`` starts no threads on such a queue.
+    push_based: bool = False
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Jobs waiting per queue, for the operator's views (none by default)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections held by the queue (none by default)."""
 
     @abc.abstractmethod
     def enqueue(

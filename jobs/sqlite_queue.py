@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jobs.errors import JobNotFoundError, JobStateError, LeaseLostError
-from jobs.queue import JobQueue
+from jobs.queue import JobQueue, check_identity
 from jobs.types import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -146,12 +146,7 @@ class SqliteJobQueue(JobQueue):
     def enqueue(
         self, study_uid: str, source: str, locator: str, content_hash: str, n_instances: int = 0
     ) -> tuple[Job, bool]:
-        if not study_uid:
-            raise ValueError("study_uid must not be empty")
-        if not content_hash:
-            raise ValueError("content_hash must not be empty")
-        if not source:
-            raise ValueError("source must not be empty")
+        check_identity(study_uid, source, content_hash)
         now = time.time()
         with self._write() as conn:
             # Only the duplicate is ignored (OR IGNORE would also hide a NOT NULL violation).
@@ -329,6 +324,15 @@ class SqliteJobQueue(JobQueue):
             for row in conn.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
                 result[row["state"]] = row["n"]
         return result
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Queued jobs per door (``source``): the SQLite queue is one table for all doors."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT source, COUNT(*) AS n FROM jobs WHERE state = ? GROUP BY source",
+                (JobState.QUEUED.value,),
+            ).fetchall()
+        return {row["source"]: row["n"] for row in rows}
 
     def find(self, study_uid: str) -> builtins.list[Job]:
         """Every job of one study, newest first (for doors that check before enqueueing)."""

@@ -32,7 +32,8 @@ class Job:
     with the same instances is never queued twice; one that gained instances is.
     ``attempts`` counts claims (a crashed run counts). ``not_before`` is the
     earliest time (epoch seconds) a queued job may be claimed (retry backoff);
-    ``lease_until`` the time a running job's worker must renew by.
+    ``lease_until`` the time a running job's worker must renew by. ``queue``
+    names the Celery queue that carries the job ("" in the SQLite backend).
     """
 
     id: int
@@ -50,6 +51,7 @@ class Job:
     result_json: str = ""
     not_before: float = 0.0
     lease_until: float = 0.0
+    queue: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, JobState):
@@ -128,3 +130,75 @@ class JobContext:
     worker: str
     lease_lost: threading.Event
     stop: threading.Event
+
+
+class TakeKind(enum.Enum):
+    """What a Celery worker found when it went to take the job a message named."""
+
+    CLAIMED = "claimed"  # queued and due: now running on this worker
+    TAKEN_OVER = "taken_over"  # its worker vanished (lease expired or process dead)
+    BUSY = "busy"  # running on a live worker: look again when its lease ends
+    NOT_DUE = "not_due"  # waiting for its retry time: look again then
+    FINAL = "final"  # already done, delivered or failed: a duplicate message
+    GAVE_UP = "gave_up"  # its worker vanished on each of max_attempts tries: now failed
+    MISSING = "missing"  # no such job record
+
+
+@dataclass(frozen=True, slots=True)
+class TakeVerdict:
+    """The outcome of one take: the job when this worker now holds it, else when to look again."""
+
+    kind: TakeKind
+    job: Job | None = None
+    wait_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, TakeKind):
+            raise TypeError("TakeVerdict.kind must be a TakeKind")
+        if self.wait_seconds < 0:
+            raise ValueError("TakeVerdict.wait_seconds must not be negative")
+
+    @property
+    def holds(self) -> bool:
+        """True when the calling worker now runs the job."""
+        return self.kind in (TakeKind.CLAIMED, TakeKind.TAKEN_OVER)
+
+
+@dataclass(frozen=True, slots=True)
+class CeleryConfig:
+    """How to reach the Celery backend (plain values, built from ``settings.jobs``).
+
+    ``default_queue`` is the queue new jobs go to (the CPU or the GPU queue,
+    chosen from the enabled models); ``queues`` every queue this node knows, for
+    the operator's views. Times are seconds.
+    """
+
+    broker_url: str
+    key_prefix: str = "ctnode"
+    default_queue: str = "ctnode.cpu"
+    queues: tuple[str, ...] = ("ctnode.cpu", "ctnode.gpu")
+    prefetch_multiplier: int = 1
+    visibility_timeout: float = 3600.0
+    restore_interval: float = 10.0
+    redis_timeout: float = 10.0
+    result_expires: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.broker_url, str) or not self.broker_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise ValueError("CeleryConfig.broker_url must be a redis://, rediss:// or "
+                             "unix:// URL")
+        if not self.key_prefix:
+            raise ValueError("CeleryConfig.key_prefix must not be empty")
+        if not isinstance(self.queues, tuple) or self.default_queue not in self.queues:
+            raise ValueError("CeleryConfig.queues must be a tuple holding default_queue")
+        if self.prefetch_multiplier < 1:
+            raise ValueError("CeleryConfig.prefetch_multiplier must be at least 1")
+        for name in ("visibility_timeout", "restore_interval", "redis_timeout",
+                     "result_expires"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"CeleryConfig.{name} must be positive")
+
+    def __repr__(self) -> str:  # the URL may hold the Redis password
+        return (f"CeleryConfig(broker_url='***', key_prefix={self.key_prefix!r}, "
+                f"default_queue={self.default_queue!r}, queues={self.queues!r})")

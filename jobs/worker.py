@@ -44,6 +44,29 @@ def default_worker_name(index: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
+def process_is_gone(worker_name: str) -> bool:
+    """True when ``worker_name`` (host:pid:index) names a process of this host that has ended.
+
+    Lets a job whose worker process was killed (SIGKILL, out of memory) be
+    taken over at once instead of when its lease runs out. Another host's
+    workers are never judged: only their lease tells.
+    """
+    host, _, rest = worker_name.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
 class Worker:
     """One worker: a loop that processes jobs one at a time until ``stop`` is set."""
 
@@ -84,6 +107,14 @@ class Worker:
         )
         if job is None:
             return None
+        return self._process(job)
+
+    def process(self, job: Job) -> Job | None:
+        """Run the handler on a job this worker already holds, renewing its lease meanwhile.
+
+        Returns the job as recorded after (None if it vanished). Handler errors
+        become retries or failures; queue errors (Redis or disk down) propagate.
+        """
         return self._process(job)
 
     def _process(self, job: Job) -> Job | None:
@@ -194,9 +225,13 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Start every worker thread."""
+        """Start every worker thread (none on a push-based queue: its broker's workers run jobs)."""
         if self._threads:
             raise RuntimeError("WorkerPool already started")
+        if self.workers and self.workers[0].queue.push_based:
+            logger.info("jobs are run by the queue's own workers (`ctnode worker`); "
+                        "no worker thread started here")
+            return
         for worker in self.workers:
             thread = threading.Thread(target=worker.run, name=worker.name, daemon=True)
             thread.start()

@@ -34,6 +34,8 @@ from typing import Any
 from ctnode.settings import Settings
 from inference.types import StudyResult
 from jobs import (
+    ForwardHandler,
+    Handler,
     Job,
     JobContext,
     JobOutcome,
@@ -46,6 +48,7 @@ from jobs import (
     WorkerPool,
     WorkerSettings,
     default_queue_path,
+    make_queue,
 )
 from orthanc_plugin.client import OrthancClient
 from orthanc_plugin.errors import OrthancRestError
@@ -364,8 +367,10 @@ def run_orthanc_worker(
         except OrthancRestError as exc:
             logger.warning("Orthanc at %s not answering yet (%s); jobs will wait",
                            client.base_url, exc)
-        job_queue = SqliteJobQueue(queue_path(settings))
-        handler = OrthancJobHandler(client, settings, job_queue=job_queue)
+        job_queue = SqliteJobQueue(queue_path(settings))  # filled by the plugin
+        handler: Handler = OrthancJobHandler(client, settings, job_queue=job_queue)
+        if settings.jobs.backend == "celery":  # scaled out: forward, Celery workers analyse
+            handler = ForwardHandler(make_queue(settings))
         pool = WorkerPool(job_queue, handler, worker_settings(settings),
                           size=settings.orthanc.workers)
         logger.info("Orthanc worker: %d worker(s), queue %s, Orthanc %s, destinations %s",

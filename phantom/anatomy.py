@@ -26,8 +26,14 @@ logger = logging.getLogger(__name__)
 _U_KNOTS = np.array([-0.8, -0.1, 0.1, 0.3, 0.55, 0.75, 0.9, 1.0, 1.4])
 _A_KNOTS = np.array([140, 138, 136, 132, 122, 108, 92, 84, 76], dtype=float)  # half width
 _B_KNOTS = np.array([104, 101, 97, 92, 84, 76, 68, 64, 58], dtype=float)  # half depth
-_VERTEBRA_PITCH_MM = 24.0
+# Vertebral pitch (body + disc) equals the posterior rib spacing, so that rib pair i
+# articulates with vertebra T(i+1) and levels can be counted from the ribs as on a real
+# scan. 12 pitches span apex to recess (~T1-T12), i.e. lung height / 11.5 ~ 21 mm.
+_VERTEBRA_PITCH_MM = 21.0
 _VERTEBRA_BODY_FRACTION = 0.8
+_RIB_PITCH_MM = _VERTEBRA_PITCH_MM
+# Scoliotic curve: one thoracic curve between these lung levels (apex ~T8-T9).
+_SCOLIOSIS_U = (0.05, 0.9)
 
 # Tissues a mediastinal structure may displace (never bone or the chest wall).
 _SOFT_INSIDE = (
@@ -47,6 +53,13 @@ class AnatomyOptions:
     trabecular_hu: float | None = None
     bronchiectasis: tuple[Bronchiectasis, ...] = ()
     bronchial_wall_factor: float = 1.0
+    # Patient and scan variation (PhantomSpec knobs, issue 12). Lengths here are in the
+    # anatomy's own millimetres (already divided by ``length_scale`` for a child).
+    fat_mm: float | None = None
+    scoliosis_deg: float = 0.0
+    right_arch: bool = False
+    arms_down: bool = False
+    length_scale: float = 1.0  # how region radii given in real mm map to anatomy mm
 
 
 @dataclass(slots=True)
@@ -79,6 +92,42 @@ class Landmarks:
     airway_lumen_fraction: np.ndarray | None = None
     lung_region: np.ndarray | None = None  # intrapulmonary voxels (bool), before lesions
     notes: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    size_scale: float = 1.0  # body_scale: the vertebral body's fixed mm terms scale with it
+    scoliosis_amp_mm: float = 0.0  # signed lateral shift of the curve's apex (+x = left)
+    scoliosis_deg: float = 0.0
+    right_arch: bool = False
+    arms_down: bool = False
+    vertebra_names: list[str] = field(default_factory=list)
+
+    def spine_dx(self, u: float) -> float:
+        """Lateral shift (mm, LPS x) of the spine's midline at lung level u (scoliosis)."""
+        if self.scoliosis_amp_mm == 0.0:
+            return 0.0
+        t = (u - _SCOLIOSIS_U[0]) / (_SCOLIOSIS_U[1] - _SCOLIOSIS_U[0])
+        if not 0.0 < t < 1.0:
+            return 0.0
+        return self.scoliosis_amp_mm * math.sin(math.pi * t)
+
+    def rescale(self, s: float) -> None:
+        """Scale every length by ``s`` (a child built in adult millimetres, then shrunk)."""
+        if s == 1.0:
+            return
+        self.center_xy = (self.center_xy[0] * s, self.center_xy[1] * s)
+        for name in ("z_base", "lung_height", "width_scale", "depth_scale", "fat_mm", "back_y",
+                     "pericardial_effusion_mm", "epicardial_fat_mm", "ascending_diameter_mm",
+                     "descending_diameter_mm", "size_scale", "scoliosis_amp_mm"):
+            setattr(self, name, getattr(self, name) * s)
+        self.heart_center = self.heart_center * s
+        self.heart_radii = self.heart_radii * s
+        self.aorta_path = self.aorta_path * s
+        self.aorta_radius = self.aorta_radius * s
+        self.coronary_paths = {k: v * s for k, v in self.coronary_paths.items()}
+        self.hila = {k: v * s for k, v in self.hila.items()}
+        self.vertebra_z = [(a * s, b * s) for a, b in self.vertebra_z]
+        for note in self.notes.get("bronchiectasis", []):
+            note["center_lps_mm"] = [round(float(v) * s, 2)
+                                     for v in note["center_lps_mm"]]  # type: ignore[attr-defined]
+            note["radius_mm"] = round(float(note["radius_mm"]) * s, 3)  # type: ignore[arg-type]
 
     def u(self, z: float | np.ndarray) -> float | np.ndarray:
         """Normalised lung level of a z position."""
@@ -100,7 +149,8 @@ class Landmarks:
         """(y centre, x radius, y radius) of the vertebral body at level u (relative y)."""
         b = float(self.half_depth(u))
         t = float(np.clip(1.0 - u, 0.0, 1.3))
-        return b - 14.0, 15.0 + 5.0 * t, 12.5 + 4.0 * t
+        k = self.size_scale
+        return b - 14.0 * k, (15.0 + 5.0 * t) * k, (12.5 + 4.0 * t) * k
 
     def max_thoracic_width(self) -> float:
         """Largest inner thoracic width over the lung levels (mm): the CTR denominator."""
@@ -177,6 +227,8 @@ def _sample_params(rng: np.random.Generator) -> dict[str, float]:
         "asc": float(rng.uniform(29.0, 34.0)),
         "desc": float(rng.uniform(21.0, 25.5)),
         "trab": float(rng.uniform(175.0, 230.0)),
+        # Drawn only to keep the random stream of older phantoms; the vertebral levels are
+        # now aligned with the ribs (see _build_slices).
         "pitch_phase": float(rng.uniform(0.0, _VERTEBRA_PITCH_MM)),
     }
 
@@ -224,7 +276,19 @@ def build_anatomy(
         aorta_segment=[],
         ascending_diameter_mm=options.ascending_diameter_mm or prm["asc"],
         descending_diameter_mm=options.descending_diameter_mm or prm["desc"],
+        scoliosis_deg=options.scoliosis_deg,
+        right_arch=options.right_arch,
+        arms_down=options.arms_down,
     )
+    if options.fat_mm is not None:
+        lm.fat_mm = options.fat_mm
+    if options.scoliosis_deg:
+        # Cobb angle = angle between the end vertebrae's tangents = 2 atan(max slope) for
+        # x = A sin(pi t) over a curve of height H: A = H tan(Cobb / 2) / pi. Positive Cobb
+        # (convex right) shifts the apex to the patient's right (-x in LPS).
+        height = (_SCOLIOSIS_U[1] - _SCOLIOSIS_U[0]) * lm.lung_height
+        amp = height * math.tan(math.radians(abs(options.scoliosis_deg)) / 2.0) / math.pi
+        lm.scoliosis_amp_mm = -amp if options.scoliosis_deg > 0 else amp
     labels = np.zeros(grid_shape, dtype=np.uint8)
     _build_slices(grid, labels, lm, prm)
     painter = _Painter(grid, labels)
@@ -235,6 +299,18 @@ def build_anatomy(
     _build_lymph_nodes(painter, lm, rng)
     _build_lung_trees(grid, labels, lm, rng, options)
     return grid, labels, lm
+
+
+def vertebra_name(n: int) -> str:
+    """Name of the vertebra ``n`` pitches below T1 (n = 0 is T1, -1 is C7, 12 is L1)."""
+    level = n + 1
+    if level <= 0:
+        return f"C{max(7 + level, 1)}"
+    if level <= 12:
+        return f"T{level}"
+    if level <= 17:
+        return f"L{level - 12}"
+    return "S1"
 
 
 def _build_slices(grid: Grid, labels: np.ndarray, lm: Landmarks, prm: dict[str, float]) -> None:
@@ -259,7 +335,11 @@ def _build_slices(grid: Grid, labels: np.ndarray, lm: Landmarks, prm: dict[str, 
         d = np.maximum(d, 0.0)  # u = 0 is the deepest recess by definition
         sel = (xs < 0) if sign < 0 else (xs >= 0)
         dome = np.where(np.broadcast_to(sel, dome.shape), d, dome)
-    pitch_phase = prm["pitch_phase"]
+    # Vertebra T1's body centre sits at the first rib's posterior end; a body centre is at
+    # phase 0.4 of the pitch (body 0..0.8, disc 0.8..1).
+    z_t1 = lm.z(1.0) + 4.0
+    pitch_phase = (0.4 * _VERTEBRA_PITCH_MM - z_t1) % _VERTEBRA_PITCH_MM
+    arms = _arm_geometry(lm) if lm.arms_down else None
     for k, z in enumerate(grid.z):
         u = float(lm.u(float(z)))
         a, b = float(lm.half_width(u)), float(lm.half_depth(u))
@@ -312,8 +392,9 @@ def _build_slices(grid: Grid, labels: np.ndarray, lm: Landmarks, prm: dict[str, 
             sl[diaphragm] = Tissue.MUSCLE
             y_vb, rx, ry = lm.vertebral_body(u)
             band = np.abs(xs - 2.0) < 8.0 + 20.0 * np.clip((ys + 0.55 * b) / (0.5 * b), 0.0, 1.0)
-            spine_excl = ((xs / (rx + 8.0)) ** 2 + ((ys - y_vb) / (ry + 8.0)) ** 2 < 1.0) | (
-                (np.abs(xs) < rx + 8.0) & (ys > y_vb)
+            xsp = xs - np.float32(lm.spine_dx(u))
+            spine_excl = ((xsp / (rx + 8.0)) ** 2 + ((ys - y_vb) / (ry + 8.0)) ** 2 < 1.0) | (
+                (np.abs(xsp) < rx + 8.0) & (ys > y_vb)
             )
             lung = cav & (u > dome) & ~band & ~spine_excl
             if u > 0.72:
@@ -326,7 +407,10 @@ def _build_slices(grid: Grid, labels: np.ndarray, lm: Landmarks, prm: dict[str, 
             if u > 0.75:
                 # Around the apices the thoracic inlet holds muscle and vessels, not fat.
                 sl[cav & ~lung & ~band & ~spine_excl] = Tissue.MUSCLE
-        _spine_slice(sl, xs, ys, lm, u, float(z) + pitch_phase, back)
+        _spine_slice(sl, xs - np.float32(lm.spine_dx(u)), ys, lm, u, float(z) + pitch_phase,
+                     back)
+        if arms is not None:
+            _arm_slice(sl, xs, ys, arms)
         if 0.2 <= u <= 0.86:
             y_st = -b - 7.0
             hw = 14.0 + (9.0 if u > 0.75 else 0.0)
@@ -340,7 +424,38 @@ def _build_slices(grid: Grid, labels: np.ndarray, lm: Landmarks, prm: dict[str, 
     zz = start
     while zz < z1:
         lm.vertebra_z.append((zz, zz + _VERTEBRA_BODY_FRACTION * _VERTEBRA_PITCH_MM))
+        centre = zz + 0.4 * _VERTEBRA_PITCH_MM
+        lm.vertebra_names.append(vertebra_name(int(round((z_t1 - centre) / _VERTEBRA_PITCH_MM))))
         zz += _VERTEBRA_PITCH_MM
+
+
+def _arm_geometry(lm: Landmarks) -> tuple[float, float, float, float, float]:
+    """(x offset, y centre, x radius, y radius, fat) of the arms hanging beside the chest.
+
+    An adult upper arm is about 90 mm across (muscle and humerus) plus its fat; it lies
+    against the lateral chest wall, level with the mid-axillary line.
+    """
+    cx, cy = lm.center_xy
+    arm_fat = 0.6 * lm.fat_mm
+    rx, ry = 40.0 + arm_fat, 46.0 + arm_fat
+    chest = float(np.max(lm.half_width(np.linspace(0.0, 1.0, 21)))) + 14.0 + lm.fat_mm
+    return chest + 6.0 + rx, cy + 0.05 * float(lm.half_depth(0.5)), rx, ry, arm_fat
+
+
+def _arm_slice(sl: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+               arms: tuple[float, float, float, float, float]) -> None:
+    """Both upper arms (skin, fat, muscle, humerus with marrow) where the slice is still air."""
+    off, yc, rx, ry, fat = arms
+    for sign in (-1.0, 1.0):
+        dx = xs - np.float32(sign * off)
+        dy = ys - np.float32(yc)
+        e = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+        air = sl == Tissue.AIR
+        sl[air & (e < 1.0)] = Tissue.FAT
+        sl[air & (e < 1.0 - fat / max(rx, 1e-3))] = Tissue.MUSCLE
+        r2 = dx**2 + dy**2
+        sl[air & (r2 < 11.0**2)] = Tissue.BONE_CORTEX
+        sl[air & (r2 < 6.5**2)] = Tissue.BONE_MARROW
 
 
 def _ellipse_distance(xs: np.ndarray, ys: np.ndarray, a: float, b: float,
@@ -464,6 +579,11 @@ def _build_great_vessels(p: _Painter, lm: Landmarks) -> None:
         [cx + 18.0, y_desc + 2.0, lm.z(0.0)],
         [cx + 12.0, y_desc + 4.0, lm.z(-0.6)],
     ])
+    if lm.right_arch:
+        # Mirror arch and descending aorta to the right of the spine; it returns towards the
+        # midline at the aortic hiatus.
+        ctrl[1:, 0] = 2.0 * cx - ctrl[1:, 0]
+        ctrl[-1, 0] = cx - 2.0
     path = _chaikin(ctrl, 3)
     seg: list[str] = []
     rad = np.empty(len(path))
@@ -475,7 +595,7 @@ def _build_great_vessels(p: _Painter, lm: Landmarks) -> None:
             rad[i] = ra
         elif pt[2] >= z_arch - 1.0 and (i <= i_top or pt[2] >= z_arch - 1.0):
             seg.append("arch")
-            frac = min(1.0, max(0.0, (pt[0] - (cx - 2.0)) / 26.0))
+            frac = min(1.0, max(0.0, abs(pt[0] - ctrl[1, 0]) / 26.0))
             rad[i] = ra + (rd - ra) * frac
         else:
             seg.append("descending")
@@ -486,6 +606,7 @@ def _build_great_vessels(p: _Painter, lm: Landmarks) -> None:
     top = lm.z(1.35)
     apex = path[i_top]
     for dx, r in ((-14.0, 6.5), (4.0, 4.5), (16.0, 5.0)):
+        dx = -dx if lm.right_arch else dx
         start = apex + np.array([dx, 0.0, -2.0])
         branch = np.array([start, start + np.array([dx * 0.4, -3.0, 30.0]),
                            [cx + dx * 1.6, start[1] - 6.0, top]])
@@ -493,9 +614,27 @@ def _build_great_vessels(p: _Painter, lm: Landmarks) -> None:
     # Superior vena cava into the right atrium.
     ra_pt = c + (-0.55 * radii[0]) * axes[0] + 0.5 * radii[1] * axes[1]
     svc = np.array([[cx - 30.0, y_asc + 6.0, top], [cx - 26.0, y_asc + 6.0, lm.z(0.62)], ra_pt])
-    p.tube(_chaikin(svc, 2), 9.0, Tissue.BLOOD,
+    p.tube(_chaikin(svc, 2), 9.0, Tissue.SVC,
            _SOFT_INSIDE + (Tissue.PERICARDIUM, Tissue.PERICARDIAL_EFFUSION),
            margin_fat=3.0)
+    # Left brachiocephalic vein: crosses in front of the arch branches into the SVC (the
+    # route of contrast injected in the left arm).
+    bcv = np.array([[cx + 48.0, y_asc - 2.0, lm.z(1.2)], [cx + 10.0, y_asc - 8.0, lm.z(1.05)],
+                    [cx - 28.0, y_asc + 4.0, lm.z(0.98)]])
+    p.tube(_chaikin(bcv, 2), 5.5, Tissue.SVC, _SOFT_INSIDE, margin_fat=2.0)
+    # Inferior vena cava: from the right atrium down through the diaphragm, in the liver,
+    # in front of and right of the spine; the portal vein lower in the liver hilum.
+    y_vb0, _, ry0 = lm.vertebral_body(0.0)
+    y_ivc = cy + y_vb0 - ry0 - 16.0
+    ivc = np.array([ra_pt + np.array([0.0, 8.0, -12.0]), [cx - 24.0, y_ivc - 6.0, lm.z(0.02)],
+                    [cx - 20.0, y_ivc, lm.z(-0.8)]])
+    p.tube(_chaikin(ivc, 2), 11.0, Tissue.IVC,
+           (Tissue.MEDIASTINAL_FAT, Tissue.SOFT_TISSUE, Tissue.LIVER, Tissue.MUSCLE,
+            Tissue.PERICARDIUM, Tissue.PERICARDIAL_EFFUSION))
+    b0 = float(lm.half_depth(0.0))
+    portal = np.array([[cx - 4.0, cy + 0.12 * b0, lm.z(-0.55)],
+                       [cx - 55.0, cy - 0.05 * b0, lm.z(-0.32)]])
+    p.tube(portal, 7.0, Tissue.PORTAL_VEIN, (Tissue.LIVER, Tissue.SOFT_TISSUE))
     # Pulmonary trunk from the right ventricular outflow to the hila.
     a55 = float(lm.half_width(0.57))
     b55 = float(lm.half_depth(0.57))
@@ -556,7 +695,7 @@ def _build_ribs(p: _Painter, lm: Landmarks) -> None:
                Tissue.SOFT_TISSUE, Tissue.LIVER, Tissue.SPLEEN, Tissue.STOMACH)
     z_apex = lm.z(1.0)
     for i in range(12):
-        z_post = z_apex + 4.0 - i * 21.0
+        z_post = z_apex + 4.0 - i * _RIB_PITCH_MM
         drop = 70.0 + 3.0 * i
         if i < 7:
             bone_end, cart_end = 2.2, None
@@ -693,7 +832,8 @@ def _build_lung_trees(grid: Grid, labels: np.ndarray, lm: Landmarks,
         grid.origin[2] + ks * stride * grid.spacing[2],
     ], axis=1)
     cx = lm.center_xy[0]
-    regions = [(_site_point(grid, lm.lung_region, cx, b.site), b.radius_mm, b.dilation)
+    regions = [(_site_point(grid, lm.lung_region, cx, b.site),
+                b.radius_mm / options.length_scale, b.dilation)
                for b in options.bronchiectasis]
     counts = [0] * len(regions)
     n_pts = int(np.clip(2400.0 / max(voxel, 0.5) ** 1.5, 250, 3000))

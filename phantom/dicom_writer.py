@@ -148,7 +148,7 @@ def _base_dataset(phantom: Phantom, patient: PatientInfo, key: str, study: dict[
     ds.ContentDate = ds.StudyDate
     ds.ContentTime = ds.SeriesTime
     # CT Image (C.8.2.1)
-    ds.KVP = "120"
+    ds.KVP = f"{phantom.spec.kvp:g}"
     ds.DataCollectionDiameter = "500"
     ds.ReconstructionDiameter = f"{phantom.spec.fov_mm:.1f}"
     ds.GantryDetectorTilt = "0"
@@ -161,11 +161,15 @@ def _base_dataset(phantom: Phantom, patient: PatientInfo, key: str, study: dict[
     ds.ConvolutionKernel = series.kernel
     ds.ScanOptions = "HELICAL MODE"
     ds.RescaleType = "HU"
-    if phantom.spec.contrast:
+    oral = phantom.spec.oral_contrast_hu is not None
+    if phantom.spec.contrast or oral:
         # Contrast/Bolus (C.7.6.4)
-        ds.ContrastBolusAgent = "IODINATED CONTRAST"
-        ds.ContrastBolusRoute = "IV"
-        ds.ContrastBolusVolume = "80"
+        ds.ContrastBolusAgent = ("IODINATED CONTRAST" if phantom.spec.contrast
+                                 else "ORAL CONTRAST")
+        ds.ContrastBolusRoute = ("ORAL & IV" if phantom.spec.contrast and oral
+                                 else "IV" if phantom.spec.contrast else "ORAL")
+        if phantom.spec.contrast:
+            ds.ContrastBolusVolume = "80"
     # Image Pixel (C.7.6.3)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

@@ -14,14 +14,17 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from inference.analyzer.calcium import calcium_kvp_factor, iodine_kvp_factor
 from phantom._raster import Grid
 from phantom.anatomy import AnatomyOptions, Landmarks, build_anatomy
 from phantom.lesions import ANATOMY_LESIONS, INSERTERS, ORDER, Scene, lesion_options_truth
 from phantom.patterns import insert_fibrosis, insert_mosaic, insert_septal
 from phantom.truth import SCHEMA, findings_map, landmarks_to_json, measure, spec_to_json
 from phantom.types import (
+    ArmsPosition,
     Bronchiectasis,
     Cardiomegaly,
+    ContrastPhase,
     DilatedAorta,
     FibroticSequela,
     LowBoneDensity,
@@ -31,6 +34,7 @@ from phantom.types import (
     Phantom,
     PhantomSpec,
     SeptalThickening,
+    Side,
     Tissue,
 )
 
@@ -47,13 +51,53 @@ _HU_PLAIN: dict[Tissue, float] = {
     Tissue.PERICARDIUM: 30.0, Tissue.ESOPHAGUS: 40.0, Tissue.LIVER: 58.0, Tissue.SPLEEN: 48.0,
     Tissue.STOMACH: 25.0, Tissue.BOWEL_GAS: -950.0, Tissue.SOFT_TISSUE: 30.0,
     Tissue.PERICARDIAL_EFFUSION: 15.0, Tissue.LYMPH_NODE: 40.0,
+    Tissue.SVC: 40.0, Tissue.IVC: 40.0, Tissue.PORTAL_VEIN: 40.0, Tissue.ORAL_CONTRAST: 25.0,
 }
-_HU_CONTRAST: dict[Tissue, float] = {
-    Tissue.LUNG_VESSEL: 250.0, Tissue.MYOCARDIUM: 110.0, Tissue.BLOOD: 250.0,
-    Tissue.AORTA: 280.0, Tissue.PULMONARY_ARTERY: 250.0, Tissue.LIVER: 100.0,
-    Tissue.SPLEEN: 120.0, Tissue.SOFT_TISSUE: 60.0, Tissue.ESOPHAGUS: 60.0,
-    Tissue.LYMPH_NODE: 70.0,
+# Enhanced attenuation at 120 kVp by phase. Typical values from the time-attenuation
+# curves of aorta, liver and portal vein reviewed by Bae KT, "Intravenous contrast medium
+# administration and scan timing at CT", Radiology 2010;256:32-61: CT-angiography timing
+# puts the aorta near 300 HU (>= 250 HU is the usual diagnostic target) while the liver has
+# barely started to enhance and the injected arm's brachiocephalic vein and SVC still hold
+# dense, little-diluted contrast (here 2200 HU, above the 2000 HU some metal rules use,
+# as on real CTAs); at the portal venous phase (~70 s) aorta, heart, portal vein and IVC
+# equilibrate near 150-180 HU and the liver reaches ~100-110 HU (>= 50 HU over baseline).
+_HU_ARTERIAL: dict[Tissue, float] = {
+    Tissue.LUNG_VESSEL: 280.0, Tissue.MYOCARDIUM: 110.0, Tissue.BLOOD: 300.0,
+    Tissue.AORTA: 320.0, Tissue.PULMONARY_ARTERY: 260.0, Tissue.LIVER: 70.0,
+    Tissue.SPLEEN: 120.0, Tissue.SOFT_TISSUE: 50.0, Tissue.ESOPHAGUS: 50.0,
+    Tissue.LYMPH_NODE: 60.0, Tissue.SVC: 2200.0, Tissue.IVC: 70.0, Tissue.PORTAL_VEIN: 110.0,
 }
+_HU_VENOUS: dict[Tissue, float] = {
+    Tissue.LUNG_VESSEL: 160.0, Tissue.MYOCARDIUM: 100.0, Tissue.BLOOD: 160.0,
+    Tissue.AORTA: 165.0, Tissue.PULMONARY_ARTERY: 160.0, Tissue.LIVER: 105.0,
+    Tissue.SPLEEN: 115.0, Tissue.SOFT_TISSUE: 60.0, Tissue.ESOPHAGUS: 60.0,
+    Tissue.LYMPH_NODE: 70.0, Tissue.SVC: 150.0, Tissue.IVC: 150.0, Tissue.PORTAL_VEIN: 175.0,
+}
+_HU_PHASE: dict[ContrastPhase, dict[Tissue, float]] = {
+    ContrastPhase.ARTERIAL: _HU_ARTERIAL, ContrastPhase.VENOUS: _HU_VENOUS,
+}
+# Tissues whose attenuation is calcium (hydroxyapatite) or fat, for the kVp scaling.
+_CALCIUM_TISSUES = (Tissue.BONE_CORTEX, Tissue.VERTEBRAL_TRABECULAR, Tissue.BONE_MARROW)
+_FAT_TISSUES = (Tissue.FAT, Tissue.MEDIASTINAL_FAT)
+
+
+def kvp_factors(kvp: float) -> tuple[float, float, float]:
+    """(iodine, calcium, fat) CT-number factors at ``kvp`` relative to 120 kVp.
+
+    Iodine and fat: straight-line fits to the polyenergetic CT numbers of an iodinated
+    contrast agent (682 / 506 / 329 HU) and oil (-135 / -119 / -104 HU) at 100 / 120 / 140
+    kVp in "The influence of effective energy on CT number depends on tissue
+    characteristics in monoenergetic cardiac imaging", Radiol Res Pract 2012:150980
+    (Table 1), extrapolated below 100 kVp (iodine x1.70 at 80 kVp, in line with the usual
+    ~1.7x gain quoted for 80 kVp CTA). Calcium: hydroxyapatite reads 1/0.88 higher at
+    100 kVp and 1/0.63 at 70 kVp (the down-scaling factors of Zhou, Zhang et al. 2021,
+    "Coronary artery calcium scoring at lower tube voltages - dose determination and
+    scoring mechanism", a two-phantom dual-source CT study), linear in kVp in between and
+    extrapolated above 120 kVp with the 100-120 kVp slope. Water and soft tissue stay.
+    """
+    fat = 1.0 - 0.00653 * (kvp - 120.0)
+    # The same published factors the analyzer corrects with (one source of truth).
+    return iodine_kvp_factor(kvp), calcium_kvp_factor(kvp), fat
 _INSERTERS: dict[type, Any] = {
     **INSERTERS, MosaicAttenuation: insert_mosaic, SeptalThickening: insert_septal,
     FibroticSequela: insert_fibrosis,
@@ -79,19 +123,46 @@ def _anatomy_options(spec: PhantomSpec) -> AnatomyOptions:
             kw["bronchiectasis"] = (*kw.get("bronchiectasis", ()), lesion)
         elif isinstance(lesion, PeribronchialThickening):
             kw["bronchial_wall_factor"] = lesion.wall_factor
-    return AnatomyOptions(**kw)
+    # A child (body_scale < 1) is built in adult millimetres and shrunk afterwards, so the
+    # sizes asked for in real millimetres are divided by the scale here.
+    s = spec.body_scale
+    for key in ("ascending_diameter_mm", "descending_diameter_mm", "pericardial_effusion_mm"):
+        if kw.get(key) is not None:
+            kw[key] = kw[key] / s
+    if spec.fat_mm is not None:
+        kw["fat_mm"] = spec.fat_mm / s
+    return AnatomyOptions(**kw, scoliosis_deg=spec.scoliosis_deg,
+                          right_arch=spec.aortic_arch is Side.RIGHT,
+                          arms_down=spec.arms is ArmsPosition.DOWN, length_scale=s)
 
 
-def compose_hu(grid: Grid, labels: np.ndarray, lm: Landmarks, contrast: bool,
-               rng: np.random.Generator) -> np.ndarray:
-    """Float HU from labels; lung parenchyma with a gravity gradient and partial-volume trees."""
+def compose_hu(grid: Grid, labels: np.ndarray, lm: Landmarks, contrast: bool | ContrastPhase,
+               rng: np.random.Generator, kvp: float = 120.0,
+               oral_contrast_hu: float | None = None) -> np.ndarray:
+    """Float HU from labels; lung parenchyma with a gravity gradient and partial-volume trees.
+
+    ``contrast`` is the phase (``True`` = arterial); enhancement, calcium and fat follow
+    ``kvp`` (``kvp_factors``).
+    """
+    if contrast is True:
+        phase = ContrastPhase.ARTERIAL
+    elif contrast is False:
+        phase = ContrastPhase.NON_CONTRAST
+    else:
+        phase = ContrastPhase(contrast)
+    f_iodine, f_calcium, f_fat = kvp_factors(kvp)
     table = np.full(256, -1000.0, dtype=np.float32)
     for tissue, v in _HU_PLAIN.items():
         table[tissue] = v
-    if contrast:
-        for tissue, v in _HU_CONTRAST.items():
-            table[tissue] = v
-    table[Tissue.VERTEBRAL_TRABECULAR] = lm.trabecular_hu
+    for tissue, v in _HU_PHASE.get(phase, {}).items():
+        table[tissue] = _HU_PLAIN[tissue] + (v - _HU_PLAIN[tissue]) * f_iodine
+    if oral_contrast_hu is not None:
+        table[Tissue.ORAL_CONTRAST] = oral_contrast_hu * f_iodine
+    for tissue in _CALCIUM_TISSUES:
+        table[tissue] *= f_calcium
+    for tissue in _FAT_TISSUES:
+        table[tissue] *= f_fat
+    table[Tissue.VERTEBRAL_TRABECULAR] = lm.trabecular_hu * f_calcium
     hu = table[labels]
     blood = table[Tissue.LUNG_VESSEL]
     wall_hu = np.float32(20.0)
@@ -157,11 +228,23 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
     shape = (spec.num_slices, spec.matrix, spec.matrix)
     spacing = (spec.pixel_mm, spec.pixel_mm, spec.slice_spacing_mm)
     rng_anat = np.random.default_rng([spec.seed, 1])
-    grid, labels, lm = build_anatomy(shape, spacing, spec.body_offset_mm, spec.z_offset_mm,
-                                     _anatomy_options(spec), rng_anat)
+    s = spec.body_scale
+    # Build in the anatomy's own (adult) millimetres, then shrink every length by s: the
+    # labels keep their shape, the grid and landmarks get the real millimetres.
+    grid, labels, lm = build_anatomy(
+        shape, tuple(v / s for v in spacing),  # type: ignore[arg-type]
+        (spec.body_offset_mm[0] / s, spec.body_offset_mm[1] / s), spec.z_offset_mm / s,
+        _anatomy_options(spec), rng_anat)
+    if s != 1.0:
+        grid = Grid(shape, spacing, (grid.origin[0] * s, grid.origin[1] * s,
+                                     grid.origin[2] * s))
+        lm.rescale(s)
+    if spec.oral_contrast_hu is not None:
+        labels[labels == Tissue.STOMACH] = Tissue.ORAL_CONTRAST
     t_anat = time.perf_counter()
-    hu = compose_hu(grid, labels, lm, spec.contrast, np.random.default_rng([spec.seed, 2]))
-    scene = Scene(grid, labels, hu, lm, spec.contrast)
+    hu = compose_hu(grid, labels, lm, spec.contrast_phase or spec.contrast,
+                    np.random.default_rng([spec.seed, 2]), spec.kvp, spec.oral_contrast_hu)
+    scene = Scene(grid, labels, hu, lm, spec.contrast, calcium_factor=kvp_factors(spec.kvp)[1])
     entries: list[dict[str, Any] | None] = [None] * len(spec.lesions)
     order = sorted(
         (i for i, les in enumerate(spec.lesions) if type(les) in _INSERTERS),

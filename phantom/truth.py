@@ -118,6 +118,11 @@ def measure(hu: np.ndarray, labels: np.ndarray, grid: Grid, lm: Landmarks,
     m["thoracic_width_mm"] = round(thorax, 1)
     m["ctr"] = round(2.0 * half_w / thorax, 3)
     m["ctr_silhouette"] = round(2.0 * (half_w + shell) / thorax, 3)
+    # Axial CT measure: heart and inner thorax widths on the same slice. An ellipsoid's
+    # transverse extent is largest on the slice through its centre.
+    thorax_same = 2.0 * float(lm.half_width(lm.u(float(lm.heart_center[2]))))
+    m["thoracic_width_heart_slice_mm"] = round(thorax_same, 1)
+    m["ctr_axial"] = round(2.0 * half_w / thorax_same, 3)
     m["aorta_ascending_diameter_mm"] = round(lm.ascending_diameter_mm, 1)
     m["aorta_descending_diameter_mm"] = round(lm.descending_diameter_mm, 1)
     trab = labels == Tissue.VERTEBRAL_TRABECULAR
@@ -209,4 +214,13 @@ def landmarks_to_json(lm: Landmarks) -> dict[str, Any]:
         "table_top_y_mm": round(lm.back_y + 6.0, 1),
         "subcutaneous_fat_mm": round(lm.fat_mm, 1),
         "vertebral_body_z_ranges_mm": [[round(a, 1), round(b, 1)] for a, b in lm.vertebra_z],
+        # Level names counted from the ribs: rib pair i articulates with vertebra T(i+1).
+        "vertebral_levels": [
+            {"name": n, "z_range_mm": [round(a, 1), round(b, 1)]}
+            for n, (a, b) in zip(lm.vertebra_names, lm.vertebra_z, strict=True)],
+        "aortic_arch": "right" if lm.right_arch else "left",
+        "arms": "down" if lm.arms_down else "up",
+        "scoliosis_cobb_deg": round(lm.scoliosis_deg, 1),
+        "scoliosis_apex_shift_mm": round(lm.scoliosis_amp_mm, 1),
+        "body_scale": round(lm.size_scale, 3),
     }

@@ -33,10 +33,32 @@ class NoduleKind(enum.StrEnum):
 
 
 class MetalKind(enum.StrEnum):
-    """Implanted devices the phantom can carry."""
+    """Implanted devices the phantom can carry (sternal wires: after a median sternotomy)."""
 
     PACEMAKER = "pacemaker"
     PORT = "port"
+    STERNAL_WIRES = "sternal_wires"
+
+
+class ContrastPhase(enum.StrEnum):
+    """Contrast phase of the scan, with the names of ``inference.types.ImageConditions``.
+
+    ARTERIAL: CT angiography timing (aorta and left heart bright, about 300 HU;
+    liver barely enhanced; dense undiluted contrast in the injected arm's veins
+    and the SVC). VENOUS: portal venous phase, about 70 s (aorta, heart, portal
+    vein and IVC all 150-180 HU; liver about 100-110 HU).
+    """
+
+    NON_CONTRAST = "non_contrast"
+    ARTERIAL = "arterial"
+    VENOUS = "venous"
+
+
+class ArmsPosition(enum.StrEnum):
+    """Arms raised above the head (usual chest CT) or down beside the chest (trauma, frail)."""
+
+    UP = "up"
+    DOWN = "down"
 
 
 class Distribution(enum.StrEnum):
@@ -295,7 +317,12 @@ class Pneumothorax:
 
 @dataclass(frozen=True, slots=True)
 class Metal:
-    """An implanted device with its lead or catheter: pacemaker (left) or port (right)."""
+    """An implanted device: pacemaker (left, with its lead), port (right, with its catheter)
+    or sternal wires (six steel cerclages around the sternum after a median sternotomy).
+
+    ``hu`` is the stored value of the device body (3071 = a 12-bit scanner's ceiling);
+    thin wires are drawn with the attenuation of steel and partial-volumed by the grid.
+    """
 
     kind: MetalKind = MetalKind.PACEMAKER
     hu: float = 3071.0
@@ -491,6 +518,26 @@ class PhantomSpec:
     overrides the range; ``z_offset_mm`` shifts it (negative = towards the
     feet) to make partial-coverage studies. ``body_offset_mm`` (x, y) moves the
     patient off the isocentre.
+
+    Scanner and patient variation (issue 12):
+
+    - ``contrast`` / ``contrast_phase``: ``contrast=True`` alone is the arterial
+      phase; ``contrast_phase`` ``"arterial"`` or ``"venous"`` sets the phase (and
+      implies ``contrast``). ``oral_contrast_hu`` fills the stomach with positive
+      oral contrast of that attenuation.
+    - ``kvp``: tube voltage, 70-140. Iodine, calcium and bone read higher and fat
+      lower at low kVp (see ``phantom.generate.kvp_factors`` for the sources);
+      the header's KVP says it.
+    - ``body_scale``: every anatomical length times this (0.6 is about a six-year-old
+      child, 1.0 the adult phantom); lesion sizes stay as requested.
+    - ``fat_mm``: subcutaneous fat thickness (the seed's is 6-35 mm; obese 40-90 mm,
+      the skin then often touches or leaves the field of view).
+    - ``arms``: ``"down"`` puts both arms (humerus, muscle, fat) beside the chest,
+      usually cut by a 380 mm field of view as on real scans.
+    - ``scoliosis_deg``: Cobb angle of a single thoracic curve (positive: convex to
+      the patient's right, the common dextroscoliosis; negative: to the left).
+    - ``aortic_arch``: ``"right"`` mirrors the arch and the descending aorta to the
+      right of the spine (right-sided arch).
     """
 
     matrix: int = 160
@@ -504,6 +551,14 @@ class PhantomSpec:
     contrast: bool = False
     body_offset_mm: tuple[float, float] = (0.0, 0.0)
     z_offset_mm: float = 0.0
+    contrast_phase: ContrastPhase | None = None
+    oral_contrast_hu: float | None = None
+    kvp: float = 120.0
+    body_scale: float = 1.0
+    fat_mm: float | None = None
+    arms: ArmsPosition = ArmsPosition.UP
+    scoliosis_deg: float = 0.0
+    aortic_arch: Side = Side.LEFT
 
     def __post_init__(self) -> None:
         if isinstance(self.matrix, bool) or not isinstance(self.matrix, int):
@@ -531,6 +586,27 @@ class PhantomSpec:
                                 "which is not a lesion type")
         if not isinstance(self.contrast, bool):
             raise TypeError("PhantomSpec.contrast must be a bool")
+        if self.contrast_phase is None:
+            phase = ContrastPhase.ARTERIAL if self.contrast else ContrastPhase.NON_CONTRAST
+        else:
+            phase = _coerce_enum("PhantomSpec", "contrast_phase", self.contrast_phase,
+                                 ContrastPhase)
+            if self.contrast and phase is ContrastPhase.NON_CONTRAST:
+                raise ValueError("PhantomSpec: contrast=True contradicts contrast_phase "
+                                 "'non_contrast'")
+        object.__setattr__(self, "contrast_phase", phase)
+        object.__setattr__(self, "contrast", phase is not ContrastPhase.NON_CONTRAST)
+        if self.oral_contrast_hu is not None:
+            _check_range("PhantomSpec", "oral_contrast_hu", self.oral_contrast_hu, 100.0, 3000.0)
+        _check_range("PhantomSpec", "kvp", self.kvp, 70.0, 140.0)
+        _check_range("PhantomSpec", "body_scale", self.body_scale, 0.45, 1.3)
+        if self.fat_mm is not None:
+            _check_range("PhantomSpec", "fat_mm", self.fat_mm, 2.0, 100.0)
+        object.__setattr__(self, "arms", _coerce_enum("PhantomSpec", "arms", self.arms,
+                                                      ArmsPosition))
+        _check_range("PhantomSpec", "scoliosis_deg", self.scoliosis_deg, -60.0, 60.0)
+        object.__setattr__(self, "aortic_arch", _coerce_enum("PhantomSpec", "aortic_arch",
+                                                             self.aortic_arch, Side))
         if not isinstance(self.body_offset_mm, tuple) or len(self.body_offset_mm) != 2:
             raise TypeError("PhantomSpec.body_offset_mm must be an (x, y) tuple")
         for v in self.body_offset_mm:
@@ -759,3 +835,7 @@ class Tissue(enum.IntEnum):
     SEPTAL_LINE = 45
     FIBROSIS = 46
     HONEYCOMB_CYST = 47
+    SVC = 48  # superior vena cava and brachiocephalic veins (dense contrast when arterial)
+    IVC = 49  # inferior vena cava, through the liver into the right atrium
+    PORTAL_VEIN = 50
+    ORAL_CONTRAST = 51  # positive oral contrast pooled in the dependent stomach

@@ -13,9 +13,10 @@ import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
 from scp_node.errors import DeliveryError
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: C-STORE statuses meaning "stored" (PS3.4 GG.4-1): success and the three warnings.
 _STORED = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+_UNCOMPRESSED = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
 
 
 def targets_from_settings(scp: ScpSettings) -> list[DeliveryTarget]:
@@ -69,7 +71,10 @@ def send_c_store(
         ds = dcmread(path, stop_before_pixels=True)
         contexts.setdefault(str(ds.SOPClassUID), set()).add(str(ds.file_meta.TransferSyntaxUID))
     for sop_class, syntaxes in sorted(contexts.items()):
-        ae.add_requested_context(sop_class, sorted(syntaxes))
+        # One context per syntax, plus uncompressed ones: a peer that refuses the stored
+        # (compressed) syntax still accepts the object decompressed (PS3.8 9.3.2.2).
+        for syntax in sorted(syntaxes | set(_UNCOMPRESSED)):
+            ae.add_requested_context(sop_class, syntax)
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
     if not assoc.is_established:
         why = "rejected" if assoc.is_rejected else _why_not_connected(target, timeout_s)
@@ -77,7 +82,7 @@ def send_c_store(
     try:
         for path in files:
             try:
-                status = assoc.send_c_store(path)
+                status = _send_one(assoc, path)
             except (RuntimeError, ValueError) as exc:
                 # pynetdicom: the peer accepted no context for this SOP class / transfer
                 # syntax (ValueError), or aborted the association mid-way (RuntimeError).
@@ -90,6 +95,21 @@ def send_c_store(
         if assoc.is_established:
             assoc.release()
     logger.info("%d object(s) stored at %s", len(files), target.key)
+
+
+def _send_one(assoc: Any, path: Path) -> Any:
+    """C-STORE one file as stored, or decompressed when the peer refused its syntax."""
+    try:
+        return assoc.send_c_store(path)
+    except ValueError:
+        accepted = {(c.abstract_syntax, c.transfer_syntax[0])
+                    for c in assoc.accepted_contexts}
+        ds = dcmread(path)
+        if ds.file_meta.TransferSyntaxUID.is_compressed and any(
+                (ds.SOPClassUID, ts) in accepted for ts in _UNCOMPRESSED):
+            ds.decompress()  # pydicom's own RLE / JPEG decoders; lossless for RLE
+            return assoc.send_c_store(ds)
+        raise
 
 
 def _why_not_connected(target: DeliveryTarget, timeout_s: float) -> str:

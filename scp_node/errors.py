@@ -15,6 +15,10 @@ class SpoolFullError(ScpError):
     """Not enough free disk space to store an instance: C-STORE answers 0xA700."""
 
 
+class InstanceTooLargeError(ScpError):
+    """The instance (or its inflated data set) exceeds the per-instance limit: 0xA700."""
+
+
 class UnreadableInstanceError(ScpError):
     """A received instance whose header cannot be read (no study/series UID).
 

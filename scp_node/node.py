@@ -18,13 +18,13 @@ from jobs import (
     Handler,
     JobQueue,
     JobState,
-    SqliteJobQueue,
     WorkerPool,
     WorkerSettings,
-    default_queue_path,
+    make_queue,
 )
 from scp_node.access import build_policy
 from scp_node.handler import ScpJobHandler, results_root
+from scp_node.receive import ReceiveBuffers, remove_leftovers
 from scp_node.server import StoreScp, start_scp
 from scp_node.spool import Spool
 from scp_node.stability import StabilityMonitor
@@ -67,8 +67,10 @@ class ScpNode:
     ) -> None:
         scp = settings.scp
         self.settings = settings
-        self.spool = Spool(spool_root(settings), scp.min_free_mb)
-        self.queue = queue or SqliteJobQueue(default_queue_path(settings.node.work_dir))
+        max_instance = int(settings.limits.max_instance_mb * 1e6)
+        self.spool = Spool(spool_root(settings), scp.min_free_mb, max_instance)
+        self.buffers = ReceiveBuffers(settings.node.server_temp_dir(), max_instance)
+        self.queue = queue or make_queue(settings)  # SQLite, or Celery (jobs.backend)
         self.policy = build_policy(
             scp.allowed_calling_ae_titles,
             scp.allowed_source_addresses,
@@ -95,6 +97,8 @@ class ScpNode:
         """Recover the spool, then start workers, timer, clean-up and the SCP."""
         if not self.policy.calling_ae_titles and not self.policy.networks:
             logger.warning("no allowed calling AE titles or addresses set: any SCU may store")
+        remove_leftovers(self.buffers.folder)  # a killed run's half-received instances
+        self.buffers.install()
         recovered = self.spool.studies()
         for uid in recovered:
             self.monitor.touch(uid)
@@ -107,13 +111,14 @@ class ScpNode:
                                          daemon=True)
         self._janitor.start()
         self._server = start_scp(self.settings.scp, StoreScp(self.spool, self.monitor,
-                                                              self.policy))
+                                                              self.policy, self.buffers))
 
     def stop(self) -> None:
         """Stop accepting, then stop the timer and workers (a running job keeps its lease)."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        self.buffers.uninstall()
         self._stop.set()
         self.monitor.stop()
         self.pool.stop()

@@ -5,7 +5,8 @@ tells the stability timer, and returns a status (PS3.4 GG.4.2):
 
 - ``0x0000`` Success: the instance is in the spool (also for a duplicate).
 - ``0xA700`` Refused, Out of Resources: the spool's disk is full or below
-  ``min_free_mb``; nothing stored, the sender may retry later.
+  ``min_free_mb``, or the instance (inflated, when deflated) is larger than
+  ``limits.max_instance_mb``; nothing stored (an ErrorComment says which).
 - ``0xC000`` Error, Cannot Understand: the header has no usable Study/Series
   Instance UID; the bytes are kept as received in the quarantine folder.
 - ``0xC211`` (pynetdicom's own): an unexpected exception in the handler.
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import enum
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 
 from scp_node.access import AccessPolicy
-from scp_node.errors import SpoolFullError, UnreadableInstanceError
+from scp_node.errors import InstanceTooLargeError, SpoolFullError, UnreadableInstanceError
+from scp_node.receive import ReceiveBuffers
 from scp_node.sop_classes import ACCEPTED_TRANSFER_SYNTAXES, CT_STUDY_STORAGE_CLASSES
 from scp_node.spool import Spool
 from scp_node.stability import StabilityMonitor
@@ -62,10 +66,12 @@ def configure_pynetdicom() -> None:
 class StoreScp:
     """The SCP's event handlers: access control, echo, store-to-spool."""
 
-    def __init__(self, spool: Spool, monitor: StabilityMonitor, policy: AccessPolicy) -> None:
+    def __init__(self, spool: Spool, monitor: StabilityMonitor, policy: AccessPolicy,
+                 buffers: ReceiveBuffers | None = None) -> None:
         self.spool = spool
         self.monitor = monitor
         self.policy = policy
+        self.buffers = buffers
 
     def handlers(self) -> list[EventHandlerType]:
         """Event handlers to bind at start-up (STYLE 9)."""
@@ -85,6 +91,8 @@ class StoreScp:
         decision = self.policy.check(calling, called, address)
         if decision.allowed:
             logger.info("association from %s (%s) to %s accepted", calling, address, called)
+            if self.buffers is not None:  # its receive buffers go when it ends, however
+                self.buffers.watch(assoc)
             return
         logger.warning("association from %s (%s) rejected: %s", calling, address,
                        decision.reason)
@@ -98,14 +106,31 @@ class StoreScp:
         """C-ECHO: always Success."""
         return int(StoreStatus.SUCCESS)
 
-    def handle_store(self, event: evt.Event) -> int:
+    def handle_store(self, event: evt.Event) -> int | Dataset:
         """C-STORE: spool the instance, reset its study's quiet timer."""
         sop_uid = str(cast("C_STORE", event.request).AffectedSOPInstanceUID)
+        path = event.dataset_path
         try:
-            instance = self.spool.store(event.dataset_path, sop_uid)
+            return self._store(path, sop_uid)
+        finally:
+            if self.buffers is not None:
+                self.buffers.done(path)
+
+    def _store(self, path: Path, sop_uid: str) -> int | Dataset:
+        received = self.buffers.oversize(path) if self.buffers is not None else None
+        if received is not None:
+            limit_mb = self.spool.max_instance_bytes / 1e6
+            logger.error("instance %s refused: more than %.0f MB received", sop_uid, limit_mb)
+            return _status(StoreStatus.OUT_OF_RESOURCES,
+                           f"instance larger than {limit_mb:.0f} MB: refused")
+        try:
+            instance = self.spool.store(path, sop_uid)
         except SpoolFullError as exc:
             logger.error("instance %s refused: %s", sop_uid, exc)
             return int(StoreStatus.OUT_OF_RESOURCES)
+        except InstanceTooLargeError as exc:
+            logger.error("instance %s refused: %s", sop_uid, exc)
+            return _status(StoreStatus.OUT_OF_RESOURCES, "instance too large: refused")
         except UnreadableInstanceError as exc:
             logger.error("instance %s not accepted: %s", sop_uid, exc)
             return int(StoreStatus.CANNOT_UNDERSTAND)
@@ -115,6 +140,14 @@ class StoreScp:
         self.monitor.touch(instance.study_uid)
         logger.debug("instance %s of study %s spooled", sop_uid, instance.study_uid)
         return int(StoreStatus.SUCCESS)
+
+
+def _status(status: StoreStatus, comment: str) -> Dataset:
+    """A C-STORE response status with an ErrorComment (LO: at most 64 characters)."""
+    ds = Dataset()
+    ds.Status = int(status)
+    ds.ErrorComment = comment[:64]
+    return ds
 
 
 def _ae_text(value: object) -> str:

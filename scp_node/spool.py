@@ -28,10 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from pydicom import dcmread
-
-from scp_node.errors import SpoolFullError, UnreadableInstanceError
+from scp_node.errors import InstanceTooLargeError, SpoolFullError, UnreadableInstanceError
 from scp_node.types import SpooledInstance, SpooledStudy
+from series_selector import bounded_read
+from series_selector.reader import default_max_instance_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,16 @@ def is_uid(value: object) -> bool:
 class Spool:
     """Stores received instances under ``root``; refuses when the disk is nearly full."""
 
-    def __init__(self, root: Path, min_free_mb: float = 0.0) -> None:
+    def __init__(self, root: Path, min_free_mb: float = 0.0,
+                 max_instance_bytes: int | None = None) -> None:
         if not isinstance(root, Path):
             raise TypeError("Spool.root must be a Path")
         if min_free_mb < 0:
             raise ValueError("Spool.min_free_mb must not be negative")
         self.root = root
         self.min_free_bytes = int(min_free_mb * 1024 * 1024)
+        self.max_instance_bytes = (default_max_instance_bytes() if max_instance_bytes is None
+                                   else max_instance_bytes)
         root.mkdir(parents=True, exist_ok=True)
         # Striped rather than one lock per study: bounded memory, and associations
         # carrying different studies rarely wait for each other.
@@ -71,7 +74,8 @@ class Spool:
     def store(self, received: Path, sop_instance_uid: str) -> SpooledInstance:
         """Move a received file (pynetdicom's chunked temp file) into place.
 
-        Raises SpoolFullError (nothing stored) or UnreadableInstanceError (quarantined).
+        Raises SpoolFullError or InstanceTooLargeError (nothing stored), or
+        UnreadableInstanceError (quarantined).
         """
         self._check_space()
         study_uid, series_uid = self._read_uids(received, sop_instance_uid)
@@ -105,14 +109,15 @@ class Spool:
             )
 
     def _read_uids(self, received: Path, sop_instance_uid: str) -> tuple[str, str]:
-        try:
-            ds = dcmread(
-                received,
-                stop_before_pixels=True,
+        try:  # bounded: a deflated data set is inflated as a stream, never whole
+            ds = bounded_read.read_header(
+                received, self.max_instance_bytes,
                 specific_tags=["StudyInstanceUID", "SeriesInstanceUID"],
-            )
+            ).dataset
             study_uid = str(ds.get("StudyInstanceUID", "") or "")
             series_uid = str(ds.get("SeriesInstanceUID", "") or "")
+        except bounded_read.InstanceTooLargeError as exc:
+            raise InstanceTooLargeError(str(exc)) from exc
         except Exception as exc:  # untrusted bytes: pydicom may raise almost anything
             where = self._quarantine(received, sop_instance_uid)
             raise UnreadableInstanceError(

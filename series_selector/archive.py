@@ -67,12 +67,33 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*clean)
 
 
+def _checked_member(member: zipfile.ZipInfo, limits: ArchiveLimits) -> PurePosixPath | None:
+    """The member's safe relative path (None: skip it), from the central directory alone."""
+    rel = _safe_member_path(member.filename)
+    if rel is None:
+        return None
+    if stat.S_ISLNK(member.external_attr >> 16):
+        raise UnsafeArchiveError(f"archive member {member.filename!r} is a symbolic link")
+    if member.flag_bits & 0x1:
+        raise UnsafeArchiveError(
+            f"archive member {member.filename!r} is encrypted; send an unencrypted ZIP"
+        )
+    declared_ratio = member.file_size / max(member.compress_size, 1)
+    if member.file_size > _CHUNK and declared_ratio > limits.max_compression_ratio:
+        raise UnsafeArchiveError(
+            f"archive member {member.filename!r} declares a {declared_ratio:.0f}x expansion "
+            f"(at most {limits.max_compression_ratio:.0f}x): refused as a ZIP bomb"
+        )
+    return rel
+
+
 def extract_zip(archive: Path, target: Path, limits: ArchiveLimits) -> ExtractedArchive:
     """Extract ``archive`` into the empty folder ``target`` within ``limits``.
 
-    Sizes declared in the central directory are checked first, and the bytes
-    actually written are counted again while streaming, because a crafted
-    archive can lie about its sizes.
+    Everything the central directory declares (count, total size, each
+    member's compression ratio, names, links, encryption) is checked before
+    a single byte is written; the bytes actually written are counted again
+    while streaming, because a crafted archive can lie about its sizes.
     """
     try:
         zf = zipfile.ZipFile(archive)
@@ -93,22 +114,13 @@ def extract_zip(archive: Path, target: Path, limits: ArchiveLimits) -> Extracted
                 f"the archive expands to {declared / 1e6:.0f} MB; at most "
                 f"{limits.max_uncompressed_bytes / 1e6:.0f} MB are accepted"
             )
+        planned = [(m, rel) for m in members
+                   if (rel := _checked_member(m, limits)) is not None]
+        skipped = [m.filename for m in members if all(m is not p for p, _ in planned)]
         target.mkdir(parents=True, exist_ok=True)
         written_total = 0
         n_files = 0
-        skipped: list[str] = []
-        for member in members:
-            rel = _safe_member_path(member.filename)
-            if rel is None:
-                skipped.append(member.filename)
-                continue
-            mode = member.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafeArchiveError(f"archive member {member.filename!r} is a symbolic link")
-            if member.flag_bits & 0x1:
-                raise UnsafeArchiveError(
-                    f"archive member {member.filename!r} is encrypted; send an unencrypted ZIP"
-                )
+        for member, rel in planned:
             ratio_limit = limits.max_compression_ratio * max(member.compress_size, 1)
             dest = target.joinpath(*rel.parts)
             if not dest.resolve().is_relative_to(target.resolve()):

@@ -16,6 +16,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
+from series_selector.budget import check_budget
 from series_selector.errors import VolumeError
 from series_selector.types import HUVolume
 
@@ -26,10 +27,24 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _TARGET_AXCODES = ("L", "P", "S")
 
 
-def load_nifti(path: Path) -> HUVolume:
-    """Read ``.nii`` / ``.nii.gz`` as an HU volume; raises ``VolumeError`` if unusable."""
+def load_nifti(path: Path, max_bytes: int | None = None) -> HUVolume:
+    """Read ``.nii`` / ``.nii.gz`` as an HU volume; raises ``VolumeError`` if unusable.
+
+    The header's dimensions are checked before any voxel is read: a volume
+    whose analysis would exceed ``max_bytes`` raises ``StudyTooLargeError``
+    (a gzip stream is then never inflated; otherwise nibabel reads exactly
+    the bytes the header declares, so the stream is bounded by them too).
+    """
     try:
-        image: Any = nib.load(str(path))  # Nifti1Image / Nifti2Image
+        image: Any = nib.load(str(path))  # Nifti1Image / Nifti2Image; reads the header only
+        shape = tuple(int(n) for n in image.shape)
+    except Exception as exc:
+        raise VolumeError(f"Cannot read NIfTI file {Path(path).name}: {exc}") from exc
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1) or min(shape) < 1:
+        raise VolumeError(f"NIfTI volume must be 3-D, got shape {shape}")
+    if max_bytes is not None:
+        check_budget(int(np.prod(shape, dtype=np.int64)), max_bytes, nifti=True)
+    try:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:
         raise VolumeError(f"Cannot read NIfTI file {Path(path).name}: {exc}") from exc
@@ -42,6 +57,9 @@ def load_nifti(path: Path) -> HUVolume:
             abs(np.linalg.det(affine[:3, :3])) < 1e-9):
         raise VolumeError("NIfTI file has no usable orientation (affine)")
     current = orientations.io_orientation(affine)
+    if np.isnan(current).any():  # an axis maps to no direction (found by fuzzing)
+        raise VolumeError("NIfTI file has no usable orientation (an axis of its affine is "
+                          "degenerate)")
     target = orientations.axcodes2ornt(_TARGET_AXCODES)
     transform = orientations.ornt_transform(current, target)
     data = orientations.apply_orientation(data, transform)

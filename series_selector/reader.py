@@ -5,21 +5,25 @@ Selection decides from headers, so pixels are never decoded here
 chosen series is decoded later (``volume.py``). Files without an extension or
 without the 128-byte preamble (PS3.10 7.1) are read with ``force``; anything
 that still is not a DICOM instance becomes an ``UnreadableFile`` with a reason,
-never an exception.
+never an exception. Headers are read in bounded memory (``bounded_read``): a
+file, or a deflated data set once inflated, above the per-instance limit is
+listed as unreadable without being inflated.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from ctnode.settings import LimitsSettings
+from series_selector import bounded_read
 from series_selector.types import (
     MISSING_UID_PREFIX,
     DicomIndex,
@@ -45,18 +49,20 @@ _ELEMENT_HEADER_BYTES = 12  # tag, VR, reserved, 4-byte length (explicit VR OB/O
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-def index_path(root: Path) -> DicomIndex:
+def index_path(root: Path, max_instance_bytes: int | None = None) -> DicomIndex:
     """Index every DICOM instance under ``root`` (a folder, or a single file).
 
     DICOMDIR files are counted and skipped (they index files, they are not
-    images). Unreadable files are listed with a reason.
+    images). Unreadable files are listed with a reason, among them files
+    above ``max_instance_bytes`` (default: ``LimitsSettings.max_instance_mb``).
     """
     root = Path(root)
+    limit = default_max_instance_bytes() if max_instance_bytes is None else max_instance_bytes
     instances: list[InstanceHeader] = []
     unreadable: list[UnreadableFile] = []
     dicomdir = 0
     for path in _walk(root):
-        outcome = read_header(path)
+        outcome = read_header(path, limit)
         if isinstance(outcome, InstanceHeader):
             instances.append(outcome)
         elif outcome.reason == "DICOMDIR":
@@ -83,12 +89,21 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def read_header(path: Path) -> InstanceHeader | UnreadableFile:
+def default_max_instance_bytes() -> int:
+    """The per-instance limit of the default settings, for callers that pass none."""
+    return int(LimitsSettings().max_instance_mb * 1e6)
+
+
+def read_header(path: Path, max_instance_bytes: int | None = None
+                ) -> InstanceHeader | UnreadableFile:
     """One file's header, or why it cannot be used. DICOMDIR gives reason 'DICOMDIR'."""
+    limit = default_max_instance_bytes() if max_instance_bytes is None else max_instance_bytes
     try:
         if path.stat().st_size < _MIN_DICOM_BYTES:
             return UnreadableFile(path, "file too small to be DICOM")
-        ds, pixel_element = _read_dataset(path)
+        ds, pixel_element = _read_dataset(path, limit)
+    except bounded_read.InstanceTooLargeError as exc:
+        return UnreadableFile(path, f"instance too large: {exc}")
     except InvalidDicomError as exc:
         return UnreadableFile(path, f"not DICOM: {exc}")
     except Exception as exc:  # pydicom raises many types on corrupt input
@@ -133,28 +148,29 @@ def _image_problem(path: Path, ds: Dataset, sop_class: str) -> str:
     return ""
 
 
-def _read_dataset(path: Path) -> tuple[Dataset, tuple[int, bytes]]:
+def _read_dataset(path: Path, max_instance_bytes: int) -> tuple[Dataset, tuple[int, bytes]]:
     """Read the header; fall back to ``force`` for files without preamble.
 
     A forced read of a random file often "succeeds" with nonsense, so it only
     counts when it yields the UIDs an instance must have. Also returns where the
     read stopped and the element header found there (pydicom rewinds to the
-    pixel data tag), for ``pixel_layout``.
+    pixel data tag), for ``pixel_layout``. A deflated file reports no position
+    (its offsets are those of the inflated stream).
     """
-    with path.open("rb") as fp:
-        try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-        except InvalidDicomError:
-            fp.seek(0)
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            has_uid = ("SOPInstanceUID" in ds or "StudyInstanceUID" in ds
-                       or "SeriesInstanceUID" in ds)
-            meta = getattr(ds, "file_meta", None)
-            has_meta = meta is not None and "MediaStorageSOPClassUID" in meta
-            if not (has_uid or has_meta):
-                raise InvalidDicomError("no DICOM preamble and no DICOM identifiers") from None
-        offset = fp.tell()
-        return ds, (offset, fp.read(_ELEMENT_HEADER_BYTES))
+    try:
+        read = bounded_read.read_header(path, max_instance_bytes)
+    except InvalidDicomError:
+        read = bounded_read.read_header(path, max_instance_bytes, force=True)
+        ds = read.dataset
+        has_uid = ("SOPInstanceUID" in ds or "StudyInstanceUID" in ds
+                   or "SeriesInstanceUID" in ds)
+        meta = getattr(ds, "file_meta", None)
+        has_meta = meta is not None and "MediaStorageSOPClassUID" in meta
+        if not (has_uid or has_meta):
+            raise InvalidDicomError("no DICOM preamble and no DICOM identifiers") from None
+    if read.stop_offset is None:
+        return read.dataset, (0, b"")
+    return read.dataset, (read.stop_offset, read.element_header)
 
 
 def pixel_layout(ds: Dataset, offset: int, element_header: bytes) -> PixelLayout | None:
@@ -251,13 +267,16 @@ def header_from_dataset(path: Path, ds: Dataset,
         body_part_examined=_str(ds.get("BodyPartExamined")).upper(),
         convolution_kernel=_kernel(ds),
         contrast_agent=_contrast(ds),
+        kvp=_float(ds.get("KVP")),
+        manufacturer=_str(ds.get("Manufacturer")),
         image_position=(first.image_position if first
                         else _floats(ds.get("ImagePositionPatient"), 3)),
         image_orientation=(first.image_orientation if first
                            else _floats(ds.get("ImageOrientationPatient"), 6)),
         pixel_spacing=first.pixel_spacing if first else (
-            shared.pixel_spacing if shared else _floats(ds.get("PixelSpacing"), 2)),
-        slice_thickness=first.slice_thickness if first else _float(ds.get("SliceThickness")),
+            shared.pixel_spacing if shared else _positive(_floats(ds.get("PixelSpacing"), 2))),
+        slice_thickness=(first.slice_thickness if first
+                         else _positive(_float(ds.get("SliceThickness")))),
         rows=_int(ds.get("Rows")),
         columns=_int(ds.get("Columns")),
         number_of_frames=n_frames,
@@ -325,8 +344,8 @@ def _frame_from_groups(frame: Dataset, shared: Dataset | None) -> FrameInfo:
         image_position=_floats(position.get("ImagePositionPatient"), 3) if position else None,
         image_orientation=(_floats(orientation.get("ImageOrientationPatient"), 6)
                            if orientation else None),
-        pixel_spacing=_floats(measures.get("PixelSpacing"), 2) if measures else None,
-        slice_thickness=_float(measures.get("SliceThickness")) if measures else None,
+        pixel_spacing=_positive(_floats(measures.get("PixelSpacing"), 2)) if measures else None,
+        slice_thickness=_positive(_float(measures.get("SliceThickness"))) if measures else None,
         rescale_slope=(_float(transform.get("RescaleSlope")) if transform else None) or 1.0,
         rescale_intercept=(_float(transform.get("RescaleIntercept")) if transform else None)
         or 0.0,
@@ -394,11 +413,25 @@ def _float(value: Any) -> float | None:
 
 
 def _floats(value: Any, n: int) -> Any:
-    """A tuple of ``n`` floats, or None when missing or malformed."""
+    """A tuple of ``n`` finite floats, or None when missing or malformed."""
     items = _multi(value)
     if len(items) != n:
         return None
     try:
-        return tuple(float(v) for v in items)
+        floats = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         return None
+    return floats if all(math.isfinite(v) for v in floats) else None
+
+
+def _positive(value: Any) -> Any:
+    """``value`` (a float or a tuple of them) when every part is > 0, else None.
+
+    A spacing or thickness of 0, below 0 or NaN is a header fault (found by
+    fuzzing: it reached the volume as a negative voxel size); it is treated
+    as missing, which the rules report.
+    """
+    if value is None:
+        return None
+    parts = value if isinstance(value, tuple) else (value,)
+    return value if all(math.isfinite(v) and v > 0 for v in parts) else None

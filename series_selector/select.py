@@ -98,7 +98,8 @@ def _anatomy_rule(facts: StackFacts, settings: SelectionSettings,
     spacing = ordered[0].pixel_spacing or (1.0, 1.0)
     result = anatomy.judge(
         anatomy.survey([d.hu for d in decoded], [float(g.distances[i]) for i in idx],
-                       (spacing[0], spacing[1]), g.coverage_mm, settings),
+                       (spacing[0], spacing[1]), g.coverage_mm, settings,
+                       cranial_sign=1 if float(g.normal[2]) >= 0 else -1),
         settings,
     )
     return result

@@ -94,6 +94,8 @@ class InstanceHeader:
     body_part_examined: str = ""
     convolution_kernel: str = ""
     contrast_agent: str = ""
+    kvp: float | None = None
+    manufacturer: str = ""
     image_position: tuple[float, float, float] | None = None
     image_orientation: tuple[float, float, float, float, float, float] | None = None
     pixel_spacing: tuple[float, float] | None = None
@@ -240,6 +242,23 @@ class SelectionReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class AcquisitionInfo:
+    """Header facts about how the volume was acquired and reconstructed.
+
+    Header values are hints only (often empty, vendor-specific or wrong): the
+    analyzer measures contrast phase, kernel sharpness and field of view on the
+    image and uses these to explain or break ties.
+    """
+
+    kvp: float | None = None
+    convolution_kernel: str = ""
+    contrast_agent: str = ""  # ContrastBolusAgent, "APPLIED" for Enhanced CT usage
+    manufacturer: str = ""
+    series_description: str = ""
+    body_part_examined: str = ""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class HUVolume:
     """A CT volume in Hounsfield units with its place in patient space.
@@ -264,6 +283,7 @@ class HUVolume:
     slice_thickness_mm: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     slice_frame_numbers: tuple[int, ...] = ()  # 1-based frame per slice (multi-frame input)
+    acquisition: AcquisitionInfo = field(default_factory=AcquisitionInfo)
 
     def __post_init__(self) -> None:
         if not isinstance(self.voxels, np.ndarray) or self.voxels.ndim != 3:

@@ -19,7 +19,13 @@ from series_selector.geometry import StackGeometry, in_plane_offsets, stack_geom
 from series_selector.grouping import Slice, group_stacks
 from series_selector.pixels import AIR_HU, iter_decoded
 from series_selector.rules import StackFacts
-from series_selector.types import DicomIndex, HUVolume, SelectionReport, is_stand_in_uid
+from series_selector.types import (
+    AcquisitionInfo,
+    DicomIndex,
+    HUVolume,
+    SelectionReport,
+    is_stand_in_uid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +102,14 @@ def load_volume(index: DicomIndex, report: SelectionReport) -> HUVolume:
         slice_thickness_mm=thickness,
         notes=tuple(notes),
         slice_frame_numbers=frame_numbers,
+        acquisition=AcquisitionInfo(
+            kvp=first.header.kvp,
+            convolution_kernel=first.header.convolution_kernel,
+            contrast_agent=first.header.contrast_agent,
+            manufacturer=first.header.manufacturer,
+            series_description=first.header.series_description,
+            body_part_examined=first.header.body_part_examined,
+        ),
     )
     logger.info("volume of series %s: %s voxels, spacing %s mm", volume.series_uid,
                 volume.shape, tuple(round(v, 3) for v in volume.spacing))

@@ -1,7 +1,8 @@
 """DICOM outputs of the node: TID 1500 Structured Report, Secondary Capture key images, JSON.
 
-Layers: ``codes`` (vocabulary) -> ``content`` (TID parts) / ``render`` (pixels)
--> ``report`` (SR) / ``secondary_capture`` (SC) -> ``write`` (files).
+Layers: ``codes`` (vocabulary) -> ``plan`` (what is said: findings, lesions, key
+images) / ``geometry`` (2D regions on source images) -> ``content`` (TID parts) /
+``render`` (pixels) -> ``report`` (SR) / ``secondary_capture`` (SC) -> ``write`` (files).
 Every object is written with highdicom and passes ``dciodvfy`` in the tests.
 """
 

@@ -42,6 +42,11 @@ CAD_SUCCEEDED_WITH_FINDINGS = codes.DCM.AllAlgorithmsSucceededWithFindings
 CAD_SUCCEEDED_WITHOUT_FINDINGS = codes.DCM.AllAlgorithmsSucceededWithoutFindings
 CAD_FAILED = codes.DCM.NoAlgorithmsSucceededWithoutFindings
 COMMENT = codes.DCM.Comment  # DCM 121106: selection outcome, failure reason, disclaimer
+NOT_EVALUATED = codes.SCT.NotEvaluated  # SCT 373121007: value of a finding not assessed
+THRESHOLD = codes.DCM.ThresholdValue  # DCM 122411: the probability at which Present is said
+KEY_IMAGES = codes.DCM.KeyImages  # DCM 121180: our Secondary Capture key images
+QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+"""TID 1500 row 14: evaluations not tied to an image region (every finding's verdict)."""
 SOURCE_SERIES = codes.DCM.SourceSeriesForImageProcessingOperation  # DCM 121323 (UIDREF)
 
 # --- anatomy (finding sites) --------------------------------------------------------------
@@ -164,8 +169,32 @@ def measurement_concept(
     known = _MEASUREMENT_CONCEPTS.get(norm)
     if known is not None and not private:
         return known
-    meaning = (description or name)[:64]
-    return hd.sr.CodedConcept(name, PRIVATE_SCHEME, meaning)
+    return hd.sr.CodedConcept(name, PRIVATE_SCHEME, short_meaning(description or name))
+
+
+MAX_MEANING = 64
+"""Code Meaning is LO: 64 characters at most (PS3.5 6.2)."""
+
+
+def short_meaning(text: str) -> str:
+    """A code meaning of at most 64 characters, shortened on purpose, never cut mid-word.
+
+    Parenthesised details go first (the method, e.g. "(>= 130 HU)", is in the
+    model's documentation), then words from the end.
+    """
+    text = " ".join(text.split())
+    if len(text) <= MAX_MEANING:
+        return text
+    plain = " ".join(re.sub(r"\s*\([^)]*\)", "", text).split())
+    if plain and len(plain) <= MAX_MEANING:
+        return plain
+    words = (plain or text).split(" ")
+    out = ""
+    for word in words:
+        if len(out) + len(word) + (1 if out else 0) > MAX_MEANING:
+            break
+        out = f"{out} {word}" if out else word
+    return out.rstrip(",;:") or text[:MAX_MEANING]
 
 
 def coding_scheme_identification() -> CodingSchemeIdentificationItem:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
@@ -24,6 +25,9 @@ from pydicom.uid import generate_uid
 from sr_writer.errors import MissingSourceError, SourceMismatchError
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_CHARSET = "ISO_IR 100"
+"""What our objects say when the source's character set is empty or unknown."""
 
 # warnings.catch_warnings saves and restores the process-wide filter list, so two
 # threads inside it at once can restore each other's state (and leave the filter
@@ -102,14 +106,23 @@ def specific_character_set(ds: Dataset) -> str | list[str] | None:
     """The source's Specific Character Set, to be kept so non-ASCII names survive.
 
     Without it a Cyrillic name copied into an ``ISO_IR 100`` object turns into
-    question marks (pydicom only warns; dciodvfy says nothing).
+    question marks (pydicom only warns; dciodvfy says nothing). Absent, empty
+    (as in some GE series) or naming a character set pydicom does not know, it
+    means (or is read as) the default repertoire: our objects then say
+    ``ISO_IR 100``, a superset of it, and the log notes an unknown one.
     """
     value = ds.get("SpecificCharacterSet")
-    if value in (None, ""):
-        return None
-    if isinstance(value, str):
-        return value
-    return [str(v) for v in value]
+    values = [] if value is None else (
+        [value] if isinstance(value, str) else [str(v) for v in value])
+    values = [v.strip() for v in values]
+    if not any(values):
+        return None if value is None else DEFAULT_CHARSET
+    unknown = [v for v in values if v and v not in python_encoding]
+    if unknown:
+        logger.warning("source Specific Character Set %s is not one pydicom knows: our objects "
+                       "say %s (names outside it may show as '?')", unknown, DEFAULT_CHARSET)
+        return DEFAULT_CHARSET
+    return values[0] if len(values) == 1 else values
 
 
 def drop_incomplete_study_references(ds: Dataset) -> None:

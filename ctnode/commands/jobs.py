@@ -1,7 +1,9 @@
 """``ctnode jobs``: the operator's view of the job queue; ``ctnode jobs retry ID``.
 
-Reads the queue file every door of this node shares (``<node.work_dir>/jobs.sqlite3``
-unless ``--queue`` names another).
+Reads the queue the settings choose: the SQLite file every door of this node
+shares (``<node.work_dir>/jobs.sqlite3`` unless ``--queue`` names another), or
+with ``jobs.backend = celery`` the job records in Redis, with the messages
+waiting in each Celery queue.
 """
 
 from __future__ import annotations
@@ -16,21 +18,39 @@ import typer
 from ctnode.settings import get_settings
 
 if TYPE_CHECKING:
-    from jobs import Job, SqliteJobQueue
+    from jobs import Job, JobQueue
 
 jobs_app = typer.Typer(help="List jobs with state and reason; retry one.", no_args_is_help=False)
 
 QueueOption = Annotated[Path | None, typer.Option(
-    help="Job queue file (default: <node.work_dir>/jobs.sqlite3).")]
+    help="SQLite job queue file (default: the settings' queue: <node.work_dir>/jobs.sqlite3, "
+    "or Redis with jobs.backend = celery).")]
 
 
-def _queue(path: Path | None) -> SqliteJobQueue:
-    from jobs import SqliteJobQueue, default_queue_path
+def _queue(path: Path | None) -> JobQueue:
+    from jobs import SqliteJobQueue, default_queue_path, make_queue
 
-    target = path or default_queue_path(get_settings().node.work_dir)
+    settings = get_settings()
+    if path is None and settings.jobs.backend == "celery":
+        return make_queue(settings)
+    target = path or default_queue_path(settings.node.work_dir)
     if not target.exists():
         raise typer.BadParameter(f"no job queue at {target}", param_hint="--queue")
     return SqliteJobQueue(target)
+
+
+def _unreachable(exc: Exception) -> typer.Exit:
+    """Redis down or refusing: say so in one line (no traceback, no URL: it may hold a password)."""
+    typer.echo(f"job queue not reachable: {type(exc).__name__}: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def _backend_errors() -> tuple[type[Exception], ...]:
+    try:
+        import redis
+    except ImportError:  # the SQLite back end needs no Redis client
+        return ()
+    return (redis.RedisError,)
 
 
 def _when(epoch: float) -> str:
@@ -56,13 +76,20 @@ def list_jobs(
     except ValueError as exc:
         raise typer.BadParameter(f"unknown state {state!r}", param_hint="--state") from exc
     q = _queue(queue)
-    listed = q.list(wanted, limit)
+    try:
+        listed = q.list(wanted, limit)
+        counts = q.counts()
+        waiting = q.queue_lengths()
+    except _backend_errors() as exc:
+        raise _unreachable(exc) from exc
     if as_json:
         for job in listed:
             typer.echo(json.dumps(_job_dict(job), sort_keys=True))
         return
-    counts = q.counts()
     typer.echo("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    if waiting:
+        label = "waiting in queue" if q.push_based else "queued per door"
+        typer.echo(f"{label}: " + "  ".join(f"{k}: {v}" for k, v in sorted(waiting.items())))
     typer.echo(f"{'ID':>5}  {'STATE':<9}  {'TRY':>3}  {'SOURCE':<7}  {'UPDATED':<19}  "
                "STUDY / REASON")
     for job in listed:
@@ -82,6 +109,8 @@ def retry_job(
 
     try:
         job = _queue(queue).retry(job_id)
+    except _backend_errors() as exc:
+        raise _unreachable(exc) from exc
     except JobError as exc:
         typer.echo(f"not retried: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -112,7 +141,8 @@ def _job_dict(job: Job) -> dict[str, object]:
         "id": job.id, "state": job.state.value, "attempts": job.attempts,
         "source": job.source, "study_uid": job.study_uid, "locator": job.locator,
         "content_hash": job.content_hash, "n_instances": job.n_instances,
-        "reason": job.reason, "worker": job.worker, "created_at": job.created_at,
+        "reason": job.reason, "worker": job.worker, "queue": job.queue,
+        "created_at": job.created_at,
         "updated_at": job.updated_at, "not_before": job.not_before, "result": result,
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any
 
 import httpx
@@ -36,6 +36,8 @@ class NodeStatus:
     results: tuple[tuple[str, int], ...]  # "Success", "Failure: <error_code>"
     last_errors: tuple[tuple[str, float], ...]  # (error_code, unix time), newest first
     stage_mean_seconds: tuple[tuple[str, float, int], ...]  # (stage, mean s, runs)
+    queues: tuple[tuple[str, int], ...] = ()  # jobs waiting per queue (Celery) or door
+    failed_jobs: tuple[tuple[int, str], ...] = ()  # (job id, reason), newest first
 
 
 def node_status(url: str, health: Mapping[str, Any], metrics_text: str) -> NodeStatus:
@@ -78,12 +80,15 @@ def node_status(url: str, health: Mapping[str, Any], metrics_text: str) -> NodeS
         results=tuple(sorted(results.items())),
         last_errors=tuple(last),
         stage_mean_seconds=stages,
+        queues=tuple(sorted((lb.get("queue", "?"), int(v))
+                            for lb, v in values("ctnode_queue_length"))),
     )
 
 
-def fetch_status(url: str, timeout_s: float = 10.0) -> NodeStatus:
+def fetch_status(url: str, timeout_s: float = 10.0, api_key: str | None = None) -> NodeStatus:
     """GET /health and /metrics; raises httpx errors when the node does not answer."""
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s) as client:
+    headers = {"X-API-Key": api_key} if api_key else {}  # /metrics needs it when set
+    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers) as client:
         health = client.get("/health")
         health.raise_for_status()
         metrics = client.get("/metrics")
@@ -102,6 +107,11 @@ def render_status(console: Console, st: NodeStatus, now: float | None = None) ->
         f"{name} {ver} ({'weights installed' if ok else 'weights NOT installed'})"
         for name, ver, ok in st.models) or "-")
     table.add_row("queue", "  ".join(f"{s}: {n}" for s, n in st.jobs) or "no shared job queue")
+    if st.queues:
+        table.add_row("waiting", "  ".join(f"{q}: {n}" for q, n in st.queues))
+    if st.failed_jobs:
+        table.add_row("failed jobs", "\n".join(
+            f"job {job_id}: {reason}" for job_id, reason in st.failed_jobs))
     table.add_row("requests", f"{st.requests_in_progress} in progress; " + ("  ".join(
         f"{c}: {n}" for c, n in st.requests_by_status) or "none yet"))
     table.add_row("results", "  ".join(f"{k}: {n}" for k, n in st.results) or "none yet")
@@ -110,6 +120,30 @@ def render_status(console: Console, st: NodeStatus, now: float | None = None) ->
     table.add_row("stage mean (s)", "  ".join(
         f"{stage} {mean:.2f} ({n})" for stage, mean, n in st.stage_mean_seconds) or "-")
     console.print(table)
+
+
+def recent_failures(limit: int = 5) -> tuple[tuple[int, str], ...]:
+    """The newest failed jobs with their reasons, read from the job back end itself.
+
+    Reasons name UIDs and causes, so they stay out of /metrics labels; this
+    reads them where they are kept (SQLite file or Redis). An unreadable
+    back end shows as one line instead.
+    """
+    from jobs import JobState, default_queue_path, make_queue
+
+    settings = get_settings()
+    if settings.jobs.backend == "sqlite" and not default_queue_path(
+            settings.node.work_dir).exists():
+        return ()
+    try:
+        queue = make_queue(settings)
+        try:
+            failed = queue.list(JobState.FAILED, limit)
+        finally:
+            queue.close()
+    except Exception as exc:  # noqa: BLE001 - Redis or disk down: say so, keep the rest
+        return ((0, f"job queue not readable: {type(exc).__name__}"),)
+    return tuple((job.id, job.reason or "-") for job in failed)
 
 
 def _ago(seconds: float) -> str:
@@ -132,13 +166,16 @@ def status(
 
     Exit status: 0 healthy, 1 not reachable or not healthy.
     """
-    url = api_url or get_settings().batch.api_url
+    settings = get_settings()
+    url = api_url or settings.batch.api_url
     console = Console()
+    key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
     try:
-        st = fetch_status(url)
+        st = fetch_status(url, api_key=key)
     except (httpx.HTTPError, ValueError) as exc:
         console.print(f"[red]{url}: not reachable[/] ({exc}); is `ctnode serve` running?")
         raise typer.Exit(code=1) from exc
+    st = replace(st, failed_jobs=recent_failures())
     if as_json:
         typer.echo(json.dumps(asdict(st), indent=2))
     else:

@@ -19,10 +19,20 @@ from inference.analyzer.morphology import disk
 logger = logging.getLogger(__name__)
 
 AIRWAY_HU = -900.0
-TRACHEA_MIN_CM2 = 1.0
+TRACHEA_MIN_CM2 = 0.3
 TRACHEA_MAX_CM2 = 6.5
+SEED_RUN_MM = 20.0
+MIDLINE_FRACTION = 0.25
+"""The trachea's centre lies within this fraction of the body width of the body's
+centre (the body may be cut by a targeted field of view)."""
 BELOW_CARINA_MM = 30.0
+"""Tracking stops this far below the carina: the right main bronchus is ~25 mm long and the
+left ~50 mm (standard anatomy, Gray's Anatomy 41st ed.); past it come lobar bronchi, which
+are lung, not central airway."""
 STEP_REACH_MM = 10.0
+"""How far (in-plane) the airway lumen may move from one slice to the next: half the adult
+tracheal diameter (13-25 mm, Breatnach et al., AJR 1984), so a track never jumps to a
+neighbouring air column."""
 
 
 def find_airway(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, float],
@@ -34,9 +44,10 @@ def find_airway(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, floa
     order = list(range(hu.shape[0] - 1, -1, -1) if cranial_sign > 0 else range(hu.shape[0]))
     # Seed: the first (most cranial) slice with a round central air column.
     start = None
+    run = max(1, int(round(SEED_RUN_MM / dz)))
     for i, k in enumerate(order[: max(1, len(order) // 2)]):
         seed = _trachea_seed(hu[k] < AIRWAY_HU, body[k], px_cm2)
-        if seed is not None:
+        if seed is not None and _continues(hu, body, order[i:i + run + 1], seed, px_cm2):
             start = i
             airway[k] = seed
             break
@@ -72,6 +83,23 @@ def find_airway(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, floa
     return airway
 
 
+def _continues(hu: np.ndarray, body: np.ndarray, slices: list[int], seed: np.ndarray,
+               px_cm2: float) -> bool:
+    """Whether ``seed`` continues as an airway-sized air column through ``slices``."""
+    prev = seed
+    for k in slices[1:]:
+        labels, _ = ndi.label((hu[k] < AIRWAY_HU) & body[k])
+        hit = np.unique(labels[prev & (labels > 0)])
+        hit = hit[hit > 0]
+        if hit.size == 0:
+            return False
+        cur = np.isin(labels, hit)
+        if not TRACHEA_MIN_CM2 <= cur.sum() * px_cm2 <= 2 * TRACHEA_MAX_CM2:
+            return False
+        prev = cur
+    return True
+
+
 def _trachea_seed(air: np.ndarray, body: np.ndarray, px_cm2: float) -> np.ndarray | None:
     """The central, round, trachea-sized air component of one slice, if any."""
     if not body.any():
@@ -91,7 +119,7 @@ def _trachea_seed(air: np.ndarray, body: np.ndarray, px_cm2: float) -> np.ndarra
             continue  # not round enough
         yc = (sl[0].start + sl[0].stop) / 2.0
         xc = (sl[1].start + sl[1].stop) / 2.0
-        if abs(xc - cx) > 0.15 * width or not rows[0] < yc < rows[-1]:
+        if abs(xc - cx) > MIDLINE_FRACTION * width or not rows[0] < yc < rows[-1]:
             continue
         d = abs(xc - cx)
         if d < best_d:

@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ctnode.settings import AnalyzerSettings
-from inference.analyzer.anatomy import lung_coverage_complete, segment_anatomy
+from inference.analyzer.anatomy import segment_anatomy
 from inference.analyzer.aorta import aorta_measures, find_aorta
 from inference.analyzer.bone import bone_mask
 from inference.analyzer.calcium import aortic_calcium_measures, coronary_measures
+from inference.analyzer.conditions import image_conditions
+from inference.analyzer.contrast import detect_contrast_phase, is_enhanced
+from inference.analyzer.fov import assess_coverage, gate_measures
 from inference.analyzer.grid import make_work_grid
 from inference.analyzer.heart import heart_mask, heart_measures, mediastinum
 from inference.analyzer.metal import metal_measures
@@ -47,6 +50,7 @@ def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
     grid = timed("grid", lambda: make_work_grid(volume, settings.work_spacing_mm,
                                                 settings.work_slice_mm))
     anatomy = timed("anatomy", lambda: segment_anatomy(grid, settings))
+    phase = timed("contrast_phase", lambda: detect_contrast_phase(grid, anatomy))
     measures: dict[str, Measure] = {}
     ptx = timed("pneumothorax", lambda: pneumothorax_mask(grid, anatomy))
     measures.update(pneumothorax_measures(grid, ptx))
@@ -61,7 +65,8 @@ def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
     lesion_voxels = lesion_mask(grid, lesions)
     measures.update(timed("pleura", lambda: effusion_measures(grid, anatomy, med,
                                                               lesion_voxels)))
-    measures.update(timed("metal", lambda: metal_measures(grid, anatomy)))
+    measures.update(timed("metal", lambda: metal_measures(grid, anatomy,
+                                                          is_enhanced(phase[0]))))
     bone = timed("bone", lambda: bone_mask(grid.hu, anatomy.body, grid.voxel_ml))
     spine = timed("spine", lambda: vertebral_bodies(grid, anatomy))
     measures.update(timed("vertebrae", lambda: vertebral_measures(grid, anatomy, spine)))
@@ -73,15 +78,14 @@ def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
     measures.update(aorta_measures(grid, aorta, asc, desc))
     measures.update(timed("calcium", lambda: {
         **coronary_measures(grid, heart, med, bone | spine, aorta, contrast,
-                            anatomy.body & ~med & ~ext),
-        **aortic_calcium_measures(grid, aorta, bone | spine, contrast)}))
-    apex, base = lung_coverage_complete(anatomy)
-    notes = list(anatomy.notes)
-    if not (apex and base):
-        notes.append("partial lung coverage: "
-                     + ", ".join(w for w, ok in (("apex", apex), ("base", base)) if not ok)
-                     + " outside the field of view")
+                            anatomy.body & ~med & ~ext, spine),
+        **aortic_calcium_measures(grid, aorta, bone | spine, contrast, spine)}))
+    coverage = timed("coverage", lambda: assess_coverage(grid, anatomy, anatomy.edge))
+    measures = gate_measures(measures, coverage)
+    conditions = timed("conditions", lambda: image_conditions(grid, anatomy, coverage,
+                                                                   phase))
+    notes = [*anatomy.notes, *coverage.notes]
     logger.info("analysis stages (s): %s",
                 ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     return Analysis(grid=grid, anatomy=anatomy, measures=measures, stage_seconds=seconds,
-                    notes=tuple(notes))
+                    notes=tuple(notes), conditions=conditions)

@@ -9,6 +9,7 @@ import numpy as np
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer.airway import find_airway
 from inference.analyzer.body import body_mask
+from inference.analyzer.fov import image_edge
 from inference.analyzer.grid import axis_signs
 from inference.analyzer.lungs import aerated_lung, lung_region, split_left_right
 from inference.analyzer.types import Anatomy, WorkGrid
@@ -21,7 +22,8 @@ def segment_anatomy(grid: WorkGrid, settings: AnalyzerSettings) -> Anatomy:
     """Body, airway and lungs. Raises NotChestError when there is too little lung."""
     cranial, left, anterior = axis_signs(grid.source)
     spacing = grid.spacing_zyx
-    body = body_mask(grid.hu, spacing)
+    edge = image_edge(grid)
+    body = body_mask(grid.hu, spacing, edge)
     if not body.any():
         raise NotChestError("no body found in the volume: it does not look like a CT of a patient")
     airway = find_airway(grid.hu, body, spacing, cranial)
@@ -43,17 +45,8 @@ def segment_anatomy(grid: WorkGrid, settings: AnalyzerSettings) -> Anatomy:
         body=body, lung_left=lung_left, lung_right=lung_right, airway=airway,
         free_gas=free_gas,
         cranial_sign=cranial, left_sign=left, anterior_sign=anterior,
-        notes=(*notes, f"lungs {how}"),
+        notes=(*notes, f"lungs {how}"), edge=edge,
     )
-
-
-def lung_coverage_complete(anatomy: Anatomy) -> tuple[bool, bool]:
-    """(apex in field, base in field): whether lung reaches the first/last slice."""
-    lungs = anatomy.lungs
-    per_slice = np.asarray(lungs.any(axis=(1, 2)))
-    top = per_slice[-1] if anatomy.cranial_sign > 0 else per_slice[0]
-    bottom = per_slice[0] if anatomy.cranial_sign > 0 else per_slice[-1]
-    return not bool(top), not bool(bottom)
 
 
 def slice_areas(mask: np.ndarray) -> np.ndarray:

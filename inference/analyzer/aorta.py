@@ -3,8 +3,9 @@
 On each slice the aorta is a round soft-tissue (or, enhanced, bright) disk; its
 radius is the largest inscribed circle (2-D distance transform) of
 non-fat, non-bone tissue where it is expected:
-- descending: left and in front of the vertebral body, within 50 mm of its
-  centre, on slices below the arch;
+- descending: left and in front of the vertebral body, within 55 mm of its
+  centre; where none is found on the left, the right side is searched (a
+  right-sided arch descends right of the spine);
 - ascending: the anterior mediastinum right of the midline, on slices above
   the heart's widest slice and below the arch.
 Thresholds: ascending >= 40 mm and descending >= 30 mm are dilated
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 SOFT_HU = (-30.0, 100.0)
 MIN_RADIUS_MM = 7.0
+"""Adult: a 14 mm disk is smaller than any adult aorta (descending >= ~18 mm, Erbel 2014).
+Scaled down with the thorax for children (ADULT_THORAX_MM)."""
+ADULT_THORAX_MM = 260.0
+"""Typical adult inner thoracic width at the heart (the CTR denominator, ~250-280 mm); a
+child's aorta scales with the thorax (aortic diameter grows with body size)."""
 MAX_RADIUS_MM = 35.0
 DISK_CANDIDATES = 8
 MIN_DELINEATION = 0.5
@@ -52,19 +58,26 @@ def find_aorta(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray, spine: np.ndar
     heart_area = heart.sum(axis=(1, 2))
     heart_mid = int(np.argmax(heart_area)) if heart_area.any() else None
     yy, xx = np.ogrid[: grid.shape[1], : grid.shape[2]]
+    lungs = anatomy.lungs
+    thorax = max(float(np.ptp(np.nonzero(lungs[k].any(axis=0))[0])) * dx
+                 for k in lung_slices) if lung_slices.size else ADULT_THORAX_MM
+    r_min = MIN_RADIUS_MM * float(np.clip(thorax / ADULT_THORAX_MM, 0.5, 1.0))
     for k in lung_slices:
         if not spine[k].any() or not med[k].any():
             continue
         sy, sx = (float(v.mean()) for v in np.nonzero(spine[k]))
         sy_front = (np.nonzero(spine[k])[0].min() if anatomy.anterior_sign < 0
                     else np.nonzero(spine[k])[0].max())
-        # Descending: left of and in front of (or beside) the vertebral body centre.
+        # Descending: left of and in front of (or beside) the vertebral body centre;
+        # the right side only when the left holds none (right-sided arch).
         left = (xx - sx) * anatomy.left_sign > 0
         ahead = (yy - sy) * anatomy.anterior_sign > -5.0 / dy
         near = ((yy - sy) * dy) ** 2 + ((xx - sx) * dx) ** 2 <= 55.0 ** 2
-        roi = tissue[k] & med[k] & ~spine[k] & ~heart[k] & left & ahead & near
-        r, c = _largest_disk(roi, dy, dx, tissue[k] & ~spine[k])
-        if MIN_RADIUS_MM <= r <= MAX_RADIUS_MM:
+        base = tissue[k] & med[k] & ~spine[k] & ~heart[k] & ahead & near
+        r, c = _largest_disk(base & left, dy, dx, tissue[k] & ~spine[k], r_min=r_min)
+        if r < r_min:
+            r, c = _largest_disk(base & ~left, dy, dx, tissue[k] & ~spine[k], r_min=r_min)
+        if r_min <= r <= MAX_RADIUS_MM:
             desc.append(2.0 * r)
             mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
         # Ascending: above the heart's widest slice, front half, right of the spine.
@@ -75,15 +88,16 @@ def find_aorta(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray, spine: np.ndar
             roi = tissue[k] & med[k] & front
             # The disk may cross the midline; its centre lies right of it (the
             # pulmonary trunk, of similar size, is on the left).
-            r, c = _largest_disk(roi, dy, dx, tissue[k], centre_ok=right)
-            if MIN_RADIUS_MM <= r <= MAX_RADIUS_MM:
+            r, c = _largest_disk(roi, dy, dx, tissue[k], centre_ok=right, r_min=r_min)
+            if r_min <= r <= MAX_RADIUS_MM:
                 asc.append(2.0 * r)
                 mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
     return mask, asc, desc
 
 
 def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,
-                  centre_ok: np.ndarray | None = None) -> tuple[float, tuple[int, int]]:
+                  centre_ok: np.ndarray | None = None, r_min: float = MIN_RADIUS_MM
+                  ) -> tuple[float, tuple[int, int]]:
     """Radius (mm) and centre of the largest delineated disk inside ``roi``.
 
     Delineated: at least half of a ring 2-4 mm outside the disk is fat, lung
@@ -94,7 +108,7 @@ def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,
     if not roi.any():
         return 0.0, (0, 0)
     dist = ndi.distance_transform_edt(roi, sampling=(dy, dx))
-    ok = (dist >= MIN_RADIUS_MM) & (dist == ndi.maximum_filter(dist, size=3))
+    ok = (dist >= r_min) & (dist == ndi.maximum_filter(dist, size=3))
     if centre_ok is not None:
         ok &= np.broadcast_to(centre_ok, ok.shape)
     peaks = np.argwhere(ok)

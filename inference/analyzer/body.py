@@ -4,6 +4,16 @@ Soft tissue and bone are above -500 HU; the table, blankets and ECG wires are
 thin or separated from the body by air, so a slice-wise opening followed by the
 largest 3-D component keeps the patient. Holes are filled slice by slice, so the
 lungs and airways lie inside the body mask.
+
+When the image border (a targeted field of view, or the reconstruction
+circle on a large patient) cuts through the chest, the lungs open onto the
+border and are no longer holes. Such an air region still belongs to the
+patient when it is lung-like: aerated tissue holding vessels and
+interstitium (only a minority of its interior below -970 HU, as in
+``lungs.py``), held by patient tissue in two in-plane directions and thick enough
+(the same tests and bounds as the selection's lung-field check,
+``series_selector.anatomy``). Air outside the patient is almost all below
+-970 HU.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
+from inference.analyzer.lungs import GAS_HU, MAX_GAS_FRACTION, MIN_COMPONENT_ML
 from inference.analyzer.morphology import disk, fill_holes_2d, largest_component
+from series_selector.anatomy import MIN_DEPTH_MM, MIN_ENCLOSED, enclosed
 
 logger = logging.getLogger(__name__)
 
@@ -21,16 +33,57 @@ BODY_THRESHOLD_HU = -500.0
 """Tissue vs air; halfway between air (-1000) and fat (-100)."""
 
 
-def body_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-    """Boolean body mask (lungs included) on the working grid."""
+def body_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float],
+              edge: np.ndarray | None = None) -> np.ndarray:
+    """Boolean body mask (lungs included) on the working grid.
+
+    ``edge``: 2-D mask [y, x] of where the image ends (``fov.image_edge``);
+    lung-like air regions opening onto it are taken into the body.
+    """
     tissue = hu > BODY_THRESHOLD_HU
     # Opening of ~4 mm radius cuts wires, blanket folds and thin table parts.
     r = max(1, int(round(4.0 / spacing_zyx[1])))
     opened = ndi.binary_opening(tissue, structure=disk(r))
-    body = largest_component(opened)
-    if not body.any():
-        return body
-    body = fill_holes_2d(body)
+    patient = largest_component(opened)
+    if not patient.any():
+        return patient
+    body = fill_holes_2d(patient)
     # Give back the skin the opening shaved off (within the original tissue).
     body |= ndi.binary_dilation(body, structure=disk(r)) & tissue
-    return fill_holes_2d(body)
+    body = fill_holes_2d(body)
+    if edge is not None and edge.any():
+        cut = cut_lung_air(hu, body, tissue, edge, spacing_zyx)
+        if cut.any():
+            body = fill_holes_2d(body | cut)
+    return body
+
+
+def cut_lung_air(hu: np.ndarray, body: np.ndarray, tissue: np.ndarray, edge: np.ndarray,
+                 spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """Air regions outside ``body`` that open onto the image edge and are lung, not room air."""
+    # Vessels inside a cut lung are holes of its air region, not its outline.
+    air = fill_holes_2d(~body & ~tissue) & ~body
+    labels, n = ndi.label(air)
+    if n == 0:
+        return np.zeros_like(air)
+    idx = labels.ravel()
+    size = np.bincount(idx, minlength=n + 1)
+    on_edge = np.bincount(idx, weights=np.broadcast_to(edge[None], air.shape).ravel(),
+                          minlength=n + 1)
+    # Density of the interior: the one-voxel rim is partial volume with what bounds it.
+    inner = ndi.binary_erosion(air, structure=ndi.generate_binary_structure(3, 1))
+    inner_n = np.bincount(idx, weights=inner.ravel(), minlength=n + 1)
+    inner_gas = np.bincount(idx, weights=(inner & (hu < GAS_HU)).ravel(), minlength=n + 1)
+    held = np.bincount(idx, weights=(air & enclosed(body)).ravel(), minlength=n + 1)
+    depth = np.zeros(n + 1)
+    depth[1:] = ndi.maximum(ndi.distance_transform_edt(air, sampling=spacing_zyx),
+                            labels, index=np.arange(1, n + 1))
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    keep = ((on_edge > 0) & (size * voxel_ml >= MIN_COMPONENT_ML) & (inner_n > 0)
+            & (held >= MIN_ENCLOSED * size) & (depth >= MIN_DEPTH_MM)
+            & (inner_gas <= MAX_GAS_FRACTION * np.maximum(inner_n, 1)))
+    keep[0] = False
+    if keep.any():
+        logger.info("%d air region(s) cut by the image edge taken as lung (%.0f ml)",
+                    int(keep.sum()), float(size[keep].sum()) * voxel_ml)
+    return keep[labels]

@@ -4,9 +4,24 @@ Agatston et al. (JACC 1990;15:827): on each slice, lesions >= 130 HU of at
 least 1 mm^2, area times a density weight (1: 130-199, 2: 200-299,
 3: 300-399, 4: >= 400 HU), summed; defined on 3 mm slices, so the sum is
 scaled by slice spacing / 3 mm. Any score above 0 is coronary calcification.
-Computed at full resolution on the heart surface (the heart mask grown by
-6 mm: the coronaries run in the epicardial fat), never on enhanced studies
-(blood above 130 HU).
+
+- Coronary territory only: the heart's surface shell (6 mm outside to 5 mm inside
+  the heart outline: the coronaries run in the epicardial fat of the grooves), away
+  from the aortic root by 8 mm and from bone; the valves and the mitral annulus lie
+  deeper in the heart and are not scored.
+- kVp: the 130 HU threshold and the weight steps hold at 120 kVp; calcium reads higher at
+  lower kVp, so they are multiplied by ``calcium_kvp_factor`` (the inverse of the
+  down-scaling factors 0.88 at 100 kVp to 0.63 at 70 kVp of Zhou, Zhang et al. 2021,
+  "Coronary artery calcium scoring at lower tube voltages - dose determination and
+  scoring mechanism", phantom study; scaling images or thresholds by the same factor
+  is equivalent). Unknown kVp: 120 is assumed and the note says so.
+- Contrast-enhanced studies: iodinated blood is far above 130 HU, so the threshold
+  becomes patient-specific, above the measured blood pool: lumen median + 3 robust SD
+  (and never below the kVp-corrected 130 HU). Lumen-attenuation-relative thresholds are
+  the published way to find calcium on CT angiography (e.g. van der Bijl et al., AJR
+  2010;195:1299: calcium detected on CTA with 86-92 % sensitivity and 98-100 %
+  specificity, Agatston scores underestimated); 3 SD leaves < 0.2 % of blood voxels
+  above it for Gaussian noise. The score is then a lower bound and the note says so.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
+from inference.analyzer.bone import large_components
 from inference.analyzer.evidence import component_evidence
 from inference.analyzer.morphology import ball_mm
 from inference.analyzer.types import Measure, WorkGrid
@@ -23,6 +39,25 @@ from inference.analyzer.types import Measure, WorkGrid
 logger = logging.getLogger(__name__)
 
 CALCIUM_HU = 130.0
+"""Agatston 1990, at 120 kVp."""
+BLOOD_SD_MULTIPLE = 3.0
+"""Enhanced studies: calcium threshold = blood-pool median + at least 3 robust SD, more
+when many voxels are tested (``_sd_multiple``: fewer than 0.5 expected noise voxels)."""
+DENSE_CONTRAST_ML = 1.0
+"""On enhanced studies, a >= 1 ml body above the blood-relative calcium threshold is bone
+or undiluted contrast (SVC, arm veins), not plaque: single coronary and aortic plaques
+are far smaller (phantom plaques 0.01-0.4 ml; real ones rarely exceed ~0.5 ml)."""
+METAL_SLICE_MM2 = 20.0
+"""A slice holding this much metal (>= STREAK_METAL_HU: a device body, sternal wire loops)
+carries streaks of +-100-200 HU across it: its calcium is not scored. A lead (1-2 mm)
+stays below the area."""
+STREAK_METAL_HU = 3000.0
+"""Metal saturates a 12-bit scanner at 3071 HU; dense cortex and calcified tumour stay
+below 3000 (the real Lung-PET-CT-Dx case has 140 mm2 per slice at 2500-2976 HU, no metal)."""
+SHELL_INSIDE_MM = 5.0
+"""Coronary territory reaches 5 mm inside the heart outline (partial volume of the groove)."""
+AORTIC_ROOT_MARGIN_MM = 8.0
+"""Aortic root, valve and its calcium are kept out of the coronary score by this margin."""
 MIN_AREA_MM2 = 1.0
 METAL_HU = 2000.0
 """Calcified plaque stays below ~1500 HU; above 2000 is metal (or undiluted contrast)."""
@@ -33,13 +68,43 @@ MAX_PLAQUE_Z_MM = 25.0
 heart; a bright line over more than 25 mm of z is a lead or wire."""
 
 
-def _weight(peak: float) -> int:
-    return 1 if peak < 200 else 2 if peak < 300 else 3 if peak < 400 else 4
+def calcium_kvp_factor(kvp: float | None) -> float:
+    """Calcium CT number at ``kvp`` over that at 120 kVp (1.0 when kVp is unknown).
+
+    Inverse of the published down-scaling factors (Zhou, Zhang et al. 2021: 0.88 at
+    100 kVp, 0.63 at 70 kVp), linear in kVp in between, extrapolated above 120 kVp
+    with the 100-120 kVp slope (0.006 per kV).
+    """
+    if kvp is None or not 60.0 <= kvp <= 150.0:
+        return 1.0
+    if kvp > 120.0:
+        return 1.0 / (1.0 + 0.006 * (kvp - 120.0))
+    return 1.0 / float(np.interp(kvp, (70.0, 100.0, 120.0), (0.63, 0.88, 1.0)))
 
 
-def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray
+def iodine_kvp_factor(kvp: float | None) -> float:
+    """Iodine enhancement at ``kvp`` over that at 120 kVp (1.0 when unknown).
+
+    Straight line through the CT numbers of an iodinated agent at 100/120/140 kVp
+    (682/506/329 HU; Radiol Res Pract 2012:150980, Table 1), x1.70 at 80 kVp.
+    """
+    if kvp is None or not 60.0 <= kvp <= 150.0:
+        return 1.0
+    return 1.0 - 0.01745 * (kvp - 120.0)
+
+
+def _weight(peak: float, f: float = 1.0) -> int:
+    return 1 if peak < 200 * f else 2 if peak < 300 * f else 3 if peak < 400 * f else 4
+
+
+def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray,
+             threshold: float = CALCIUM_HU, kvp_factor: float = 1.0
              ) -> tuple[float, float, np.ndarray]:
-    """(score, calcium volume ml, work-grid mask of calcified voxels) inside ``region``."""
+    """(score, calcium volume ml, work-grid mask of calcified voxels) inside ``region``.
+
+    ``threshold`` is the calcium threshold in HU (130 x ``kvp_factor`` unenhanced);
+    the density weights step at 200/300/400 HU x ``kvp_factor``.
+    """
     fz, fy, fx = grid.factors
     vox = grid.source.voxels
     nz, ny, nx = vox.shape
@@ -52,7 +117,7 @@ def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray
         allowed = np.repeat(np.repeat(region[k] & ~exclude[k], fy, 0), fx, 1)[:ny, :nx]
         for z in range(k * fz, min(nz, (k + 1) * fz)):
             sl = vox[z]
-            calc = (sl >= CALCIUM_HU) & allowed
+            calc = (sl >= threshold) & allowed
             if not calc.any():
                 continue
             labels, n = ndi.label(calc)
@@ -68,12 +133,43 @@ def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray
                     continue
                 if metal.any() and near_metal[labels == lab].any():
                     continue
-                score += area * _weight(float(peaks[lab - 1]))
+                score += area * _weight(float(peaks[lab - 1]), kvp_factor)
                 n_vox += int(areas[lab])
                 ys, xs = np.nonzero(labels == lab)
                 hit[k, ys // fy, xs // fx] = True
     score *= sz / 3.0
     return score, n_vox * grid.source.voxel_volume_ml, hit
+
+
+def _dense_bodies(grid: WorkGrid, thr: float) -> np.ndarray:
+    """Large dense bodies (bone, undiluted contrast) on enhanced studies, grown by 1 voxel.
+
+    Used instead of the bone mask there: the enhanced lumen is over 200 HU and falls
+    into the bone mask, so the wall next to it would always be excluded as "near bone"
+    (aortic calcium on contrast studies always 0). Above the blood-relative calcium
+    threshold the lumen is not dense; bone and venous contrast form bodies of >= 1 ml,
+    plaques do not (a plaque fused with the vertebral cortex is lost, as before).
+    """
+    big = large_components(grid.hu >= thr, grid.voxel_ml, DENSE_CONTRAST_ML)
+    return ndi.binary_dilation(big, iterations=1)
+
+
+def _heart_core(heart: np.ndarray) -> np.ndarray:
+    """The heart's interior (blood and myocardium, uniform): where noise is measured."""
+    core = ndi.binary_erosion(heart, iterations=2)
+    return core if core.sum() >= 50 else heart
+
+
+def _metal_slices(grid: WorkGrid) -> np.ndarray:
+    """Work-grid slices whose full-resolution metal (>= 3000 HU) covers >= 20 mm^2."""
+    vox = grid.source.voxels
+    fz = grid.factors[0]
+    sx, sy, _ = grid.source.spacing
+    per = (vox >= STREAK_METAL_HU).sum(axis=(1, 2)) * sx * sy
+    out = np.zeros(grid.shape[0], dtype=bool)
+    for k in range(grid.shape[0]):
+        out[k] = bool(per[k * fz:(k + 1) * fz].max(initial=0) >= METAL_SLICE_MM2)
+    return out
 
 
 def _long_lines(hit: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -86,55 +182,150 @@ def _long_lines(hit: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     return out
 
 
+def _kvp(grid: WorkGrid) -> float | None:
+    acq = getattr(grid.source, "acquisition", None)
+    return getattr(acq, "kvp", None)
+
+
+def enhanced_blood(grid: WorkGrid, seeds: np.ndarray) -> np.ndarray:
+    """Enhanced blood inside ``seeds`` (heart, aortic lumen): 130-700 HU x iodine factor.
+
+    Only inside the seeds: the vertebral body next to the descending aorta is in the
+    same HU band and touches it, so a connected region would take it in.
+    """
+    f = iodine_kvp_factor(_kvp(grid))
+    hu = grid.hu
+    return seeds & (hu >= 60.0 + 70.0 * f) & (hu < 700.0 * f)
+
+
+def _sd_multiple(n_tested: int) -> float:
+    """SD multiple so that fewer than 0.5 of ``n_tested`` Gaussian noise voxels exceed it."""
+    from scipy.stats import norm
+    if n_tested <= 1:
+        return BLOOD_SD_MULTIPLE
+    return max(BLOOD_SD_MULTIPLE, float(norm.isf(0.5 / n_tested)))
+
+
+def calcium_threshold(grid: WorkGrid, pool: np.ndarray | None,
+                      region: np.ndarray | None = None) -> tuple[float, float, str]:
+    """(threshold HU, kVp factor, note) for calcium: 130 HU x kVp factor, or above blood.
+
+    ``pool`` is the enhanced blood-pool mask on enhanced studies (None unenhanced);
+    ``region`` the work-grid voxels that will be tested (sets the SD multiple).
+    """
+    kvp = _kvp(grid)
+    f = calcium_kvp_factor(kvp)
+    thr = CALCIUM_HU * f
+    note = (f"threshold {thr:.0f} HU (130 HU at 120 kVp, corrected for {kvp:g} kVp)" if kvp
+            else "kVp unknown: 120 kVp assumed for the 130 HU threshold")
+    if pool is not None and pool.any():
+        enhanced = bool(np.median(grid.hu[pool]) >= 100.0)
+        fz, fy, fx = grid.factors
+        idx = np.argwhere(ndi.binary_erosion(pool, iterations=1) if pool.sum() > 200 else pool)
+        idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), 20000)).astype(int)]
+        vox = grid.source.voxels
+        vals = vox[np.minimum(idx[:, 0] * fz, vox.shape[0] - 1),
+                   np.minimum(idx[:, 1] * fy, vox.shape[1] - 1),
+                   np.minimum(idx[:, 2] * fx, vox.shape[2] - 1)].astype(np.float32)
+        med = float(np.median(vals))
+        sd = float(1.4826 * np.median(np.abs(vals - med)))
+        n = int(region.sum()) * fz * fy * fx if region is not None else 0
+        mult = _sd_multiple(n)
+        if enhanced:
+            thr = max(thr, med + mult * sd)
+            note = (f"contrast-enhanced: calcium threshold {thr:.0f} HU = blood pool {med:.0f} "
+                    f"HU + {mult:.1f} SD ({sd:.0f} HU); calcium fainter than the iodinated "
+                    "blood is missed, so the score is a lower bound")
+        elif med + mult * sd > thr:
+            # Unenhanced but noisy: 130 HU lies within a few noise SD of blood and
+            # myocardium; the same rule keeps noise out, at the cost of faint plaques.
+            thr = med + mult * sd
+            note = (f"noisy series: calcium threshold raised to {thr:.0f} HU = heart "
+                    f"{med:.0f} HU + {mult:.1f} SD ({sd:.0f} HU); the score is a lower bound")
+    return thr, f, note
+
+
 def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: np.ndarray,
-                      aorta: np.ndarray, contrast: bool, chest_wall: np.ndarray
-                      ) -> dict[str, Measure]:
-    """Agatston-style score of the heart surface (not on enhanced studies)."""
-    if contrast:
-        return {"coronary_agatston": Measure(
-            "coronary_agatston", None, "1", "Agatston-style coronary calcium score",
-            note="contrast-enhanced blood is above the 130 HU calcium threshold")}
+                      aorta: np.ndarray, contrast: bool, chest_wall: np.ndarray,
+                      spine: np.ndarray | None = None) -> dict[str, Measure]:
+    """Agatston-style score of the coronary territory (heart surface shell).
+
+    On enhanced studies the threshold is relative to the measured blood pool
+    (``calcium_threshold``) and the enhanced blood is never counted.
+    """
     if not heart.any():
         return {"coronary_agatston": Measure(
             "coronary_agatston", None, "1", "Agatston-style coronary calcium score",
             note="heart not found in the field of view")}
-    # The heart surface, inside the mediastinum (not the sternum or costal
-    # cartilages it touches), away from bone by 5 mm (partial volume of cortex).
-    region = ndi.binary_dilation(heart, structure=ball_mm(6.0, grid.spacing_zyx)) & med
+    pool = enhanced_blood(grid, heart | aorta) if contrast else _heart_core(heart)
+    if contrast and not pool.any():
+        return {"coronary_agatston": Measure(
+            "coronary_agatston", None, "1", "Agatston-style coronary calcium score",
+            note="not assessed: enhanced study but no blood pool to set a calcium threshold")}
+    # The heart's surface shell, inside the mediastinum (not the sternum or costal
+    # cartilages it touches), away from bone by 5 mm (partial volume of cortex) and
+    # from the aortic root (valve calcium is not coronary calcium).
+    sp = grid.spacing_zyx
+    inner = ndi.binary_erosion(heart, structure=ball_mm(SHELL_INSIDE_MM, sp))
+    region = ndi.binary_dilation(heart, structure=ball_mm(6.0, sp)) & med & ~inner
+    thr, f, thr_note = calcium_threshold(grid, pool, region)
+    streaky = _metal_slices(grid) if not contrast else np.zeros(grid.shape[0], dtype=bool)
+    if streaky.any():
+        region = region & ~streaky[:, None, None]
+        thr_note += f"; {int(streaky.sum())} slice(s) with metal streaks not scored"
+    if contrast:
+        bone = _dense_bodies(grid, thr) | (spine if spine is not None else False)
     exclude = (ndi.binary_dilation(bone, structure=ball_mm(5.0, grid.spacing_zyx))
-               | ndi.binary_dilation(aorta, structure=ball_mm(3.0, grid.spacing_zyx))
+               | ndi.binary_dilation(aorta, structure=ball_mm(AORTIC_ROOT_MARGIN_MM,
+                                                              grid.spacing_zyx))
                # Rib and sternal fragments too small for the bone mask: keep off the wall.
                | ndi.binary_dilation(chest_wall, structure=ball_mm(WALL_MARGIN_MM,
                                                                   grid.spacing_zyx)))
-    score, ml, hit = agatston(grid, region, exclude)
+    score, ml, hit = agatston(grid, region, exclude, thr, f)
     leads = _long_lines(hit, grid.spacing_zyx)
     if leads.any():
         # A pacemaker or ICD lead runs through the heart for centimetres: not calcium.
         exclude |= ndi.binary_dilation(leads, iterations=1)
-        score, ml, hit = agatston(grid, region, exclude)
+        score, ml, hit = agatston(grid, region, exclude, thr, f)
     ev = (component_evidence(grid, hit, "coronary calcium"),) if hit.any() else ()
     return {
         "coronary_agatston": Measure("coronary_agatston", score, "1",
-                                     "Agatston-style coronary calcium score", ev),
+                                     "Agatston-style coronary calcium score (coronary "
+                                     "territory: heart surface, no valves or aortic root)", ev,
+                                     note=thr_note),
         "coronary_calcium_volume": Measure("coronary_calcium_volume", ml, "ml",
-                                           "coronary calcium volume (>= 130 HU)"),
+                                           f"coronary calcium volume (>= {thr:.0f} HU)"),
     }
 
 
 def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
-                            contrast: bool) -> dict[str, Measure]:
-    """Calcium volume in the aortic wall (>= 130 HU unenhanced, >= 500 HU enhanced)."""
+                            contrast: bool, spine: np.ndarray | None = None
+                            ) -> dict[str, Measure]:
+    """Calcium volume in the aortic wall (>= 130 HU x kVp factor unenhanced; above the
+    measured lumen + 3 SD enhanced, ``calcium_threshold``).
+
+    The enhanced lumen is over 200 HU and so falls into the bone mask; it is taken out
+    of it here, or the wall next to it would always be excluded as "near bone".
+    """
     if not aorta.any():
         return {"aortic_calcium_volume": Measure(
             "aortic_calcium_volume", None, "ml", "aortic wall calcium volume",
             note="aorta not found")}
+    pool = enhanced_blood(grid, aorta) if contrast else _heart_core(aorta)
     wall = ndi.binary_dilation(aorta, structure=ball_mm(3.0, grid.spacing_zyx))
+    thr, _, thr_note = calcium_threshold(grid, pool, wall)
+    if contrast:
+        # ``spine`` (vertebral bodies, filled) keeps thin endplate fragments out too.
+        bone = _dense_bodies(grid, thr) | (spine if spine is not None else False)
+    streaky = _metal_slices(grid) if not contrast else np.zeros(grid.shape[0], dtype=bool)
+    if streaky.any():
+        wall = wall & ~streaky[:, None, None]
+        thr_note += f"; {int(streaky.sum())} slice(s) with metal streaks not scored"
     # The descending aorta lies on the spine: keep 4 mm away from bone.
     bone = ndi.binary_dilation(bone, structure=ball_mm(4.0, grid.spacing_zyx))
     fz, fy, fx = grid.factors
     vox = grid.source.voxels
     nz, ny, nx = vox.shape
-    thr = 500.0 if contrast else CALCIUM_HU
     n = 0
     hit = np.zeros(grid.shape, dtype=bool)
     for k in np.nonzero(wall.any(axis=(1, 2)))[0]:
@@ -156,4 +347,4 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
     ev = (component_evidence(grid, hit, "aortic wall calcium"),) if hit.any() else ()
     return {"aortic_calcium_volume": Measure(
         "aortic_calcium_volume", ml, "ml",
-        f"aortic wall calcium volume (>= {thr:.0f} HU)", ev)}
+        f"aortic wall calcium volume (>= {thr:.0f} HU)", ev, note=thr_note)}

@@ -2,15 +2,19 @@
 
 - Mediastinum: on each slice, what lies inside the convex hull of the two
   lungs but outside them (and outside the 30 mm-closed lungs).
-- Heart: the largest soft-tissue body of the lower mediastinum in front of the
-  spine. The axial cardiothoracic ratio (largest transverse heart diameter
-  over the largest inner thoracic diameter) is read against 0.5, the
-  radiographic cut-off (Danzer 1919); published axial-CT cut-offs lie between
+- Heart: the largest soft-tissue body of the mediastinum in front of the spine,
+  seeded on the slice of largest aerated lung cross-section (just above the domes,
+  beside the ventricles; not at a fixed fraction of the lung height, which fails when
+  only part of the lungs is in view), followed up until it narrows into the great vessels and
+  down until the liver dome joins. The axial cardiothoracic ratio is taken on ONE
+  slice: the heart's widest transverse diameter over the inner thoracic diameter
+  on that same slice (the axial CT measure; radiographic CTR uses two levels). It is
+  not assessed when the heart or that slice's thorax is cut by the image border.
+  Read against 0.5 (Danzer 1919); published axial-CT cut-offs lie between
   0.5 and 0.55, so the curve is wide (scale 0.025).
-- Contrast: a blood pool of 150-600 HU (unenhanced blood is 30-55 HU), at
-  least 20 ml and not inside bone cortex, means the study is enhanced;
-  coronary calcium scoring is then not possible with a
-  130 HU threshold.
+- Contrast: an enhanced blood pool (``contrast.enhanced_pool``: 130-700 HU at
+  120 kVp, >= 20 ml, away from cortex) means the study is enhanced; the soft-tissue
+  band then reaches 600 HU and pericardial fluid becomes assessable.
 - Pericardial fluid: water-density (-10..+25 HU) shell on the heart surface;
   reported as its thickness (normal pericardium is <= 2 mm, an effusion is
   called at >= 4 mm: Bogaert & Francone, Radiology 2013;267:340). Unenhanced
@@ -25,6 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
+from inference.analyzer.contrast import enhanced_pool
 from inference.analyzer.evidence import component_evidence
 from inference.analyzer.morphology import ball_mm, disk
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
@@ -35,12 +40,15 @@ SOFT_HU = (-30.0, 100.0)
 NOISY_HU = 35.0
 """Noise SD above which density thresholds are biased (soft kernels at standard
 dose are 10-25 HU in blood)."""
-ENHANCED_HU = 150.0
-MIN_ENHANCED_ML = 20.0
 FLUID_HU = (-10.0, 25.0)
-HEART_LEVELS = (0.1, 0.65)
-"""Lung-height fractions (from the base) searched for the heart."""
-HEART_SEED_LEVEL = 0.4
+PLATEAU = 0.9
+"""Slices whose lung cross-section is within 10 % of the largest (the seed's plateau)."""
+WIDTH_PERCENTILE = 85.0
+"""Per-slice heart widths: the 85th percentile stands for the widest (a few slices
+where the IVC or the liver dome joins the outline must not decide)."""
+TOP_NARROWING = 0.5
+"""Going up, the heart ends where its cross-section falls below half of its largest:
+the great vessels at its base are far narrower than the ventricles."""
 DOME_JUMP_MM = 8.0
 """A heart border that moves this much to the patient's right from one slice to
 the next (going down) has met the liver dome."""
@@ -72,7 +80,10 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
         return empty, False
     ordered = lung_slices if anatomy.cranial_sign > 0 else lung_slices[::-1]
     n = ordered.size
-    levels = ordered[int(HEART_LEVELS[0] * n):int(HEART_LEVELS[1] * n) + 1]
+    both = np.asarray(anatomy.lung_left.any(axis=(1, 2)) & anatomy.lung_right.any(axis=(1, 2)))
+    levels = np.asarray([int(k) for k in ordered if both[k]], dtype=np.int64)
+    if levels.size < 2:
+        return empty, False
     region = np.zeros_like(med)
     region[levels] = med[levels]
     # In front of the spine: drop rows behind the anterior edge of the vertebral body.
@@ -85,9 +96,12 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
                 region[k, : ys.max() + 1, :] = False
     contrast = _enhanced(grid, region)
     hi = 600.0 if contrast else SOFT_HU[1]
-    soft = region & (grid.hu >= SOFT_HU[0]) & (grid.hu <= hi)
+    # Thresholds on a lightly smoothed copy (sigma 1 voxel, noise SD / ~2.5): at 60 HU
+    # noise (sharp kernel, obese, low dose) the raw -30..100 HU band falls apart.
+    hu_s = ndi.gaussian_filter(grid.hu, 1.0) if image_noise_hint(grid) > NOISY_HU else grid.hu
+    soft = region & (hu_s >= SOFT_HU[0]) & (hu_s <= hi)
     r = max(1, int(round(8.0 / grid.spacing_zyx[1])))
-    seed_k = int(ordered[int(HEART_SEED_LEVEL * n)])
+    seed_k = _seed_slice(anatomy, levels)
     heart = empty.copy()
     heart[seed_k] = _largest_2d(ndi.binary_opening(soft[seed_k], structure=disk(r)[0]))
     if not heart[seed_k].any():
@@ -123,6 +137,8 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
             if step < 0 and _right_edge(cur, anatomy.left_sign) - _right_edge(
                     prev, anatomy.left_sign) > DOME_JUMP_MM / grid.spacing_zyx[2]:
                 break
+            if step > 0 and area_k < TOP_NARROWING * largest:
+                break
             if area_k < 0.9 * largest:
                 shrinking = True
             smallest, largest = min(smallest, area_k), max(largest, area_k)
@@ -132,22 +148,45 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     return heart, contrast
 
 
-def _enhanced(grid: WorkGrid, region: np.ndarray) -> bool:
-    """Does the lower mediastinum hold >= 20 ml of 150-600 HU that is not bone?
+def image_noise_hint(grid: WorkGrid) -> float:
+    """Robust SD (HU) of the work grid's soft tissue outside the lungs: a quick noise level.
 
-    Unenhanced blood and myocardium are 30-55 HU; enhanced blood 150-400.
-    Bone marrow reaches that range too, but lies inside cortex (> 700 HU).
+    Median absolute difference between neighbouring voxels in -100..150 HU, / sqrt(2)
+    x 1.4826 (Gaussian): edges are rare against the bulk of muscle and fat.
     """
     hu = grid.hu
-    bright = region & (hu >= ENHANCED_HU) & (hu < 600)
-    if not bright.any():
-        return False
-    cortex = ndi.binary_dilation(hu > 700, iterations=2)
-    labels, n = ndi.label(bright & ~cortex)
-    if n == 0:
-        return False
-    sizes = np.bincount(labels.ravel())[1:] * grid.voxel_ml
-    return bool(sizes.max() >= MIN_ENHANCED_ML)
+    a, b = hu[:, :, 1:], hu[:, :, :-1]
+    sel = (a > -100) & (a < 150) & (b > -100) & (b < 150)
+    if sel.sum() < 1000:
+        return 0.0
+    d = np.abs(a[sel] - b[sel])
+    return float(1.4826 * np.median(d) / np.sqrt(2.0))
+
+
+def _seed_slice(anatomy: Anatomy, levels: np.ndarray) -> int:
+    """The middle of the slices with the largest aerated lung cross-section (both lungs).
+
+    The lungs are widest just above the diaphragm domes, beside the ventricles; the
+    liver dome lies lower (where the lungs shrink) and the great vessels higher. Works
+    when only part of the lungs is in view, unlike a fixed fraction of the lung height.
+    Known limit: a large pericardial effusion or heart takes lung area away at the
+    heart's level, and the seed may move up to the great vessels.
+    """
+    area = (anatomy.lung_left.sum(axis=(1, 2)) + anatomy.lung_right.sum(axis=(1, 2)))
+    # The lung area is often flat over several centimetres: take the middle of the slices
+    # within 10 % of the largest, not an arbitrary end of that plateau.
+    plateau = [int(k) for k in levels if area[k] >= PLATEAU * area[levels].max()]
+    return plateau[len(plateau) // 2]
+
+
+def _enhanced(grid: WorkGrid, region: np.ndarray) -> bool:
+    """Does the lower mediastinum hold an enhanced blood pool (``contrast.enhanced_pool``)?
+
+    The same rule as the study's contrast phase (``contrast.detect_contrast_phase``):
+    >= 20 ml of 130-700 HU (kVp-corrected) away from cortical bone.
+    """
+    kvp = getattr(getattr(grid.source, "acquisition", None), "kvp", None)
+    return bool(enhanced_pool(grid, region, kvp).any())
 
 
 def _right_edge(mask2d: np.ndarray, left_sign: int) -> float:
@@ -183,16 +222,32 @@ def heart_measures(grid: WorkGrid, anatomy: Anatomy, ext: np.ndarray, heart: np.
     # Width of the cardiac body on each slice: a 10 mm opening drops the venae
     # cavae, appendages and great-vessel stumps that join the heart by a neck.
     r = max(1, int(round(10.0 / grid.spacing_zyx[1])))
-    heart_w = max(_x_extent(_largest_2d(ndi.binary_opening(heart[k], structure=disk(r)[0])))
-                  for k in np.nonzero(heart.any(axis=(1, 2)))[0]) * dx
-    thorax_w = max(_x_extent(ext[k]) for k in range(ext.shape[0])) * dx
-    ctr = heart_w / thorax_w if thorax_w > 0 else None
+    ks = np.nonzero(heart.any(axis=(1, 2)))[0]
+    widths = [_x_extent(_largest_2d(ndi.binary_opening(heart[k], structure=disk(r)[0])))
+              for k in ks]
+    # The venae cavae and the liver dome join the cardiac outline on a few slices at its
+    # lower border: the widest slice is taken at the WIDTH_PERCENTILE of the slices.
+    target = float(np.percentile(widths, WIDTH_PERCENTILE))
+    i_w = int(np.argmin(np.abs(np.array(widths, dtype=float) - target)))
+    k_w = int(ks[i_w])
+    heart_w = float(widths[i_w]) * dx
+    # The inner thoracic diameter on the SAME slice (lungs and what lies between them).
+    thorax_w = _x_extent(ext[k_w] | heart[k_w]) * dx
+    why = ""
+    if ks.min() == 0 or ks.max() == heart.shape[0] - 1:
+        why = "not assessed: the heart reaches the end of the scanned range"
+    elif ext[k_w][:, 0].any() or ext[k_w][:, -1].any():
+        why = ("not assessed: the thorax is cut by the image border on the heart's widest "
+               "slice (targeted field of view)")
+    ctr = heart_w / thorax_w if thorax_w > 0 and not why else None
     out["heart_width"] = Measure("heart_width", heart_w, "mm", "largest transverse heart diameter")
     out["thoracic_width"] = Measure("thoracic_width", thorax_w, "mm",
-                                    "largest inner thoracic diameter")
+                                    "inner thoracic diameter on the heart's widest slice")
     out["cardiothoracic_ratio"] = Measure(
-        "cardiothoracic_ratio", ctr, "1", "axial cardiothoracic ratio",
-        (component_evidence(grid, heart, "heart (mediastinal soft tissue)", with_mask=True),))
+        "cardiothoracic_ratio", ctr, "1",
+        "axial cardiothoracic ratio (heart and thorax widths on the same slice)",
+        (component_evidence(grid, heart, "heart (mediastinal soft tissue)", with_mask=True),),
+        note=why)
     out["heart_volume"] = Measure("heart_volume", float(heart.sum()) * grid.voxel_ml, "ml",
                                   "heart and pericardium volume")
     out.update(_pericardial_fluid(grid, heart, contrast))

@@ -30,6 +30,9 @@ Measured: normal lung ~1 %, the bowel gas of the TotalSegmentator abdomen case
 GAS_MAX_ML = 800.0
 """Gas pockets above this size are kept as lung: an emphysematous lung is larger."""
 MIN_COMPONENT_ML = 5.0
+"""Air components below this are not lung: one adult lung is 2000-3000 ml (ICRP 89), so
+dropping pieces below 0.2 % of it changes no lung measure, and it removes skin-fold,
+oesophageal and bowel bubbles."""
 
 
 def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold_hu: float,
@@ -47,7 +50,12 @@ def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold
     if n == 0:
         return np.zeros_like(air), np.zeros_like(air), ()
     sizes = np.bincount(labels.ravel())
-    gas = np.bincount(labels.ravel(), weights=(hu < GAS_HU).ravel())
+    # Judge density on the interior: the one-voxel rim is partial volume with the
+    # wall around it, and on a small pocket (a child's stomach bubble on 2-3 mm
+    # voxels) the rim alone would make pure gas look like lung.
+    inner = ndi.binary_erosion(air, structure=ndi.generate_binary_structure(3, 1))
+    inner_n = np.bincount(labels.ravel(), weights=inner.ravel(), minlength=n + 1)
+    gas = np.bincount(labels.ravel(), weights=(inner & (hu < GAS_HU)).ravel(), minlength=n + 1)
     keep = np.zeros(n + 1, dtype=bool)
     free = np.zeros(n + 1, dtype=bool)
     notes: list[str] = []
@@ -56,7 +64,7 @@ def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold
         ml = sizes[lab] * voxel_ml
         if ml < MIN_COMPONENT_ML or sizes[lab] < 0.02 * largest:
             continue
-        if gas[lab] / sizes[lab] > MAX_GAS_FRACTION and ml < GAS_MAX_ML:
+        if gas[lab] > MAX_GAS_FRACTION * inner_n[lab] and ml < GAS_MAX_ML:
             notes.append(f"a {ml:.0f} ml air component is free gas, not lung")
             free[lab] = True
             continue

@@ -12,18 +12,26 @@ Sources of the thresholds:
 - Emphysema: LAA%-950 > 6 % (Gevenois et al., AJRCCM 1996; upper limit of
   normal in never-smokers about 5-6 %, Mets et al., Eur Radiol 2012; COPDGene
   uses >= 5 %). Scale 1.5 % (kernel / thickness change LAA% by 1-3 points,
-  Boedeker et al., Radiology 2004).
-- Lung opacity: no published volumetric threshold for "any opacity"; from
-  phantom physics: a single 10 mm ground-glass focus is ~0.5 ml, ~0.01 % of a
-  5 l lung, so 1 % (~50 ml) of vessel-suppressed -700..+50 HU is an unambiguous
-  abnormal amount while normal lungs after vessel suppression show < 0.3 %
-  (dependent density, residual hilar vessels). Scale 0.35 %.
+  Boedeker et al., Radiology 2004). Valid only where it was validated: soft
+  kernel and thin sections (Gevenois 1996: 1 mm; Madani et al., Radiology
+  2006;238:1036: 1.25 mm), here up to ``LAA_MAX_SLICE_MM`` = 3 mm; a sharp
+  kernel (``ImageConditions.kernel_class``) or thicker sections give "not
+  assessed" with the reason, as no harmonisation is applied.
+- Lung opacity: the largest connected vessel-suppressed -700..+50 HU region
+  (a reader calls a focal opacity; the diffuse fraction of the earlier rule
+  reached its 1 % threshold on normal lungs). Threshold 1 ml, the smallest
+  region the opacity mask keeps (``parenchyma.MIN_OPACITY_ML``): any focal
+  region that survives vessel suppression. A fit on a labelled phantom set
+  (30 cases, seed 101, ``python -m evaluation.fit``) put the threshold below
+  that floor (-0.5 ml): it cannot be told apart from "any region". Log-scale
+  0.48 (phantom physics, ``OPACITY_LOG_SCALE``).
 - Consolidation: the largest connected vessel-suppressed -300..+50 HU region.
   Threshold 10 ml (a ~27 mm sphere, segmental scale: smaller dense foci are
-  read as nodules, Hansell et al., Fleischner glossary 2008). Scale 3 ml: on
-  5 mm soft-kernel slices the partial-volume-blurred hilar vessels that survive
-  vessel suppression form blobs of up to ~6 ml (measured on the real
-  Lung-PET-CT-Dx case), which this keeps below p = 0.2.
+  read as nodules, Hansell et al., Fleischner glossary 2008). Log-scale 0.22
+  (phantom physics, ``CONSOLIDATION_LOG_SCALE``). The same phantom fit found
+  no separation (slope ~0): the lung mask leaves out airless peripheral lung,
+  so consolidation against the pleura is missed, and dense nodules and masses
+  count as consolidation: a stated limit, measured in the evaluation.
 - Lung nodule / mass: the candidate's shape score (``nodules.py``: isolation,
   elongation, lung contact, size >= 4 mm or 1.5 slices) is the probability;
   >= 30 mm mean axial diameter is a mass (Fleischner glossary).
@@ -60,6 +68,15 @@ from inference.analyzer.types import Analysis, Measure
 from inference.findings import FINDING_KEYS
 from inference.types import Evidence, FindingResult, Measurement
 
+LAA_MAX_SLICE_MM = 3.0
+"""Thickest sections on which LAA%-950 is read against its threshold (module doc)."""
+OPACITY_LOG_SCALE = 0.48
+CONSOLIDATION_LOG_SCALE = 0.22
+"""Widths (in ln(volume)) of the opacity and consolidation rules (phantom physics): the
+volume of a region measured on the 2 mm work grid is uncertain by a half-voxel (1 mm)
+shell over its surface, d(ln V) = 3 dr / r: 0.48 for the 1 ml opacity threshold
+(r = 6.2 mm), 0.22 for the 10 ml consolidation threshold (r = 13.4 mm)."""
+
 
 def to_measurement(m: Measure) -> Measurement | None:
     """An ``inference.types.Measurement`` (None when the value is missing)."""
@@ -71,14 +88,22 @@ def to_measurement(m: Measure) -> Measurement | None:
 Score = Callable[[Analysis, AnalyzerSettings], float | None]
 
 
+Validity = Callable[[Analysis, AnalyzerSettings], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """How one finding is scored: which measures it reads and its probability function."""
+    """How one finding is scored: which measures it reads and its probability function.
+
+    ``validity`` says why the method is not valid on this scan ("" when it is):
+    the finding is then not assessed, with that reason, instead of a number.
+    """
 
     key: str
     measures: tuple[str, ...]
     score: Score
     why: str
+    validity: Validity | None = None
 
 
 def _val(a: Analysis, name: str) -> float | None:
@@ -99,6 +124,41 @@ def _logistic_of(
         t = threshold(s) if callable(threshold) else threshold
         return logistic(v, t, scale)
     return score
+
+
+def _log_logistic_of(measure: str, threshold: Callable[[AnalyzerSettings], float],
+                     scale: float) -> Score:
+    """``logistic(ln(value + 1 ml), ln(threshold + 1 ml), scale)``: for volumes spanning decades."""
+    def score(a: Analysis, s: AnalyzerSettings) -> float | None:
+        v = _val(a, measure)
+        if v is None:
+            return None
+        return logistic(math.log1p(max(v, 0.0)), math.log1p(threshold(s)), scale)
+    return score
+
+
+def slice_thickness_mm(a: Analysis) -> float | None:
+    """Reconstructed slice thickness: measured conditions, else the header, else the spacing."""
+    if a.conditions.slice_thickness_mm is not None:
+        return float(a.conditions.slice_thickness_mm)
+    src = a.grid.source
+    if src.slice_thickness_mm is not None:
+        return float(src.slice_thickness_mm)
+    return float(src.spacing[2])
+
+
+def _laa_validity(a: Analysis, s: AnalyzerSettings) -> str:
+    """LAA%-950 is validated on soft-kernel sections of at most 3 mm (see module doc)."""
+    why = []
+    if a.conditions.kernel_class == "sharp":
+        why.append("LAA%-950 is not valid on a sharp (lung/bone) kernel, which spreads "
+                   "noise below -950 HU (Boedeker et al. 2004); use a soft-kernel series")
+    thick = slice_thickness_mm(a)
+    if thick is not None and thick > LAA_MAX_SLICE_MM:
+        why.append(f"LAA%-950 is not valid on {thick:g} mm sections (its threshold is "
+                   f"read on sections up to {LAA_MAX_SLICE_MM:g} mm; thicker ones average "
+                   "emphysematous spaces with the lung around them)")
+    return "; ".join(why)
 
 
 def _lesion(name: str) -> Score:
@@ -132,15 +192,16 @@ def _bone(a: Analysis, s: AnalyzerSettings) -> float | None:
 RULES: tuple[Rule, ...] = (
     Rule("emphysema", ("laa950", "laa910", "perc15", "laa_largest_cluster", "image_noise"),
          _logistic_of("laa950", lambda s: s.emphysema_laa950_pct, 1.5),
-         "LAA%-950 against the 6 % upper limit of normal"),
-    Rule("lung_opacity", ("opacity_fraction", "ggo_fraction", "ggo_fraction_left",
-                          "ggo_fraction_right", "ggo_volume"),
-         _logistic_of("opacity_fraction", lambda s: s.opacity_fraction_pct, 0.35),
-         "vessel-suppressed -700..+50 HU fraction of the lungs"),
+         "LAA%-950 against the 6 % upper limit of normal", _laa_validity),
+    Rule("lung_opacity", ("opacity_largest", "opacity_fraction", "ggo_fraction",
+                          "ggo_fraction_left", "ggo_fraction_right", "ggo_volume"),
+         _log_logistic_of("opacity_largest", lambda s: s.opacity_ml, OPACITY_LOG_SCALE),
+         "largest vessel-suppressed -700..+50 HU region"),
     Rule("consolidation", ("consolidation_largest", "consolidation_volume",
                            "consolidation_fraction",
                            "consolidation_fraction_left", "consolidation_fraction_right"),
-         _logistic_of("consolidation_largest", lambda s: s.consolidation_ml, 3.0),
+         _log_logistic_of("consolidation_largest", lambda s: s.consolidation_ml,
+                          CONSOLIDATION_LOG_SCALE),
          "largest vessel-suppressed -300..+50 HU region"),
     Rule("lung_nodule", ("nodule_score", "nodule_diameter", "nodule_volume", "nodule_count"),
          _lesion("nodule"), "isolated dense blob of 4-30 mm"),
@@ -207,8 +268,13 @@ def map_findings(a: Analysis, s: AnalyzerSettings,
             out.append(FindingResult(key=key, probability=None, note=note))
             continue
         measures = [a.measures[n] for n in rule.measures if n in a.measures]
-        p = rule.score(a, s)
         meas = tuple(m for m in (to_measurement(x) for x in measures) if m is not None)
+        invalid = rule.validity(a, s) if rule.validity is not None else ""
+        if invalid:  # the measurements are shown, the finding is not scored
+            out.append(FindingResult(key=key, probability=None, measurements=meas,
+                                     note="not assessed: " + invalid))
+            continue
+        p = rule.score(a, s)
         evidence: tuple[Evidence, ...] = tuple(e for x in measures for e in x.evidence)
         notes = [x.note for x in measures if x.note]
         if p is None:

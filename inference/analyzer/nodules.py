@@ -10,20 +10,34 @@ Why this design:
   the centre of the largest ball that fits there. A nodule is a ball from which
   nothing equally thick continues; a vessel or the hilum continues with about
   the same thickness. ``isolation`` compares the two.
-- Size: average of long and short axial diameter (Bankier et al., Fleischner
-  Society 2017 recommendations); 4 mm is the smallest size reported, >= 30 mm
-  is a mass (Fleischner glossary, Hansell et al. 2008).
+- The candidate's probability is a logistic model of its shape: isolation
+  and axial elongation terms from vessel geometry (``ISOLATION_LIMIT``,
+  Murray's law; ``RATIO_LIMIT``), plus an intercept and a nearness-to-a-hilum
+  term fitted on a labelled phantom set (``SHAPE_MODEL``: size and seed stated
+  there, reproduced by ``python -m evaluation.fit``), times two gates with a
+  physical basis: the
+  share of its surface on aerated lung (``CONTACT_LIMIT``, geometry) and its
+  size against the smallest reportable nodule (Fleischner 2017).
+- Size as readers measure it: the longest axial diameter on the slice of
+  largest extent (Bankier et al., Fleischner Society, Radiology 2017;285:584;
+  the LIDC readers' outlines), taken at full resolution on the half-way
+  iso-contour between lesion and lung (``reader_axes``). >= 30 mm is a mass
+  (Fleischner glossary, Hansell et al., Radiology 2008;246:697).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer.evidence import component_evidence
+from inference.analyzer.grid import full_bbox
 from inference.analyzer.mapping_math import logistic
 from inference.analyzer.morphology import close_ball, crop_box
 from inference.analyzer.types import Anatomy, Lesion, Measure, WorkGrid
@@ -32,34 +46,70 @@ from inference.types import Evidence
 logger = logging.getLogger(__name__)
 
 CLOSING_RADIUS_MM = 30.0
+"""Closing ball of each lung (the rolling ball of Armato et al., Med Phys 1999): takes back
+lesions up to ~60 mm across that indent the lung."""
 SOLID_HU = (-300.0, 400.0)
-"""Solid and part-solid lesion tissue; above 400 HU is bone or calcium."""
+"""Solid and part-solid lesion tissue: from the -300 HU floor of consolidation-density
+tissue (Hansell et al. 2008) to 400 HU, above which it is bone or dense calcium."""
 HILAR_END_MM = 15.0
 HILAR_LATERAL_MM = 50.0
 HILAR_BELOW_MM = 15.0
+"""Where the hila are when the airway track ends above the carina: ~50 mm either side
+of the midline, ~15 mm below the carina (Breatnach et al., 1984; standard anatomy)."""
 HILAR_RADIUS_MM = 40.0
-HILAR_FACTOR = 0.35
-"""Candidates within 40 mm of where the main bronchi enter the lungs keep 35 % of
-their score: unenhanced, a central tumour cannot be told from the hilar vessels
-by shape, so it is reported, but below the decision threshold unless very
-blob-like. A known limitation (central tumours), said so in the note."""
-MAX_PEAKS = 3000
+"""Candidates within 40 mm of where a main bronchus enters its lung lie among the
+hilar vessels and lobar bronchi (lobar bronchi are 1-3 cm long, Boyden, Segmental
+Anatomy of the Lungs, 1955): unenhanced, a central tumour cannot be told from them
+by shape, a known limitation said so in the note. ``SHAPE_MODEL`` weighs it."""
+MAX_PEAKS = 8000
 MAX_LESIONS = 200
+"""Compute limits: distance-transform maxima examined (largest first) and candidates kept."""
 SHELL = (1.5, 2.5)
-ISOLATION_LIMIT = 0.6
-"""Shell thickness ratio at which a blob has probability 0.5 of being a nodule.
+"""Isolation looks 1.5-2.5 inscribed radii out: past the lesion's own partial-volume
+rim (~1 radius + a voxel) and before the next vessel generation (a branch is ~3-4
+of its radii long, Horsfield & Cumming, J Appl Physiol 1968)."""
+ISOLATION_LIMIT = 0.52
+ISOLATION_SCALE = 0.092
+"""Isolation term of the shape model (physics, not fitted). A vessel continues with
+nearly its own thickness: at a bifurcation the larger daughter keeps at least
+2^(-1/3) = 0.79 of the parent's radius (Murray's law, PNAS 1926;12:207, which the
+pulmonary arteries follow), so vessels and their junctions measure >= 0.79. An
+isolated sphere measures the operator's own floor, 0.25 (median of the 19 phantom
+nodules of the fitting set below: partial volume and noise). The limit is the
+midpoint of the two, the scale puts p = 0.05 at the vessel floor (0.27 / ln 19)."""
+RATIO_LIMIT = 1.58
+RATIO_SCALE = 0.156
+"""Axial elongation term (physics, not fitted): the long over the short axial axis of
+the candidate's tissue inside its 2.5-radius window. A sphere measures 1; a vessel
+crossing the window in plane measures 2.5 (5 radii long, 2 wide). The limit is their
+geometric midpoint sqrt(2.5) = 1.58, the scale (in ln units) puts p = 0.05 at 2.5
+(ln(2.5 / 1.58) / ln 19). Not fitted on the phantoms: their nodules are all spheres,
+so a fit learns that anything not round is a vessel."""
+SHAPE_MODEL = (-3.31, -5.34)
+"""(intercept, near a hilum) of the shape model, added to the isolation and elongation
+terms. Ridge maximum-likelihood fit (penalty chosen by 5-fold cross-validated
+deviance) on the candidates of a labelled phantom set, the gap-free cohort
+(``phantom.cohort``) of 30 cases, seed 101 (disjoint from the evaluation seed 0):
+3940 candidates, 19 on inserted nodules or masses; ridge 0.01; ``python -m evaluation.fit``
+reproduces it."""
+CONTACT_LIMIT = 0.125
+CONTACT_SCALE = 0.035
+"""Share of the lesion's surface on aerated lung at which the contact gate is 0.5.
 
-A vessel feeding a nodule is rarely more than half the nodule's diameter; the
-hilum (vessels and bronchi side by side) stays at 0.6 and above on the real case."""
-ELONGATION_LIMIT = 2.0
-"""Long/short axial axis at which a blob has probability 0.5: vessels seen along
-their length and partial-volume rims at the diaphragm are elongated, nodules
-and masses rarely exceed 2 (a lobulated mass ~1.2-1.6)."""
-CONTACT_LIMIT = 0.12
-"""Lesions with less of their surface on aerated lung are mediastinal or chest wall.
-
-Low on purpose: a mass abutting chest wall and mediastinum (the Lung-PET-CT-Dx
-case) touches aerated lung on only ~17 % of its surface."""
+Geometry: a lesion whose centre lies in the pleural cavity keeps at least the
+part of its surface inside the cavity's solid angle on the lung side, 1/2 against
+a flat pleura, 1/4 in a right-angled edge, 1/8 in a corner where three walls meet
+(apex, sulci, cardiophrenic angles). Below 1/8 the centre lies outside: chest wall
+or mediastinum. The scale is the sampling error of a surface fraction near 1/8
+measured on the ~100 voxels of a 10 mm lesion's one-voxel ring on the 2 mm work
+grid (binomial SD sqrt(0.125 * 0.875 / 100) = 0.033). A tumour walled in by
+its own atelectasis or consolidation touches less aerated lung: a known limit."""
+SIZE_SCALE_MM = 0.5
+"""Width of the size gate: a quarter of the 2 mm work voxel, the partial-volume
+uncertainty of a diameter measured on it."""
+MEASURE_MIN_SCORE = 0.05
+"""Candidates below this score are not re-measured at full resolution (compute only:
+they are neither reported nor shown)."""
 
 
 def extended_lungs(anatomy: Anatomy, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -71,6 +121,37 @@ def extended_lungs(anatomy: Anatomy, spacing: tuple[float, float, float]) -> np.
     return ext & anatomy.body
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateFeatures:
+    """What the score of one candidate is computed from (kept for fitting ``SHAPE_MODEL``)."""
+
+    isolation: float
+    axis_ratio: float  # long / short axial axis on the work grid
+    contact: float
+    mean_diameter_mm: float
+    min_diameter_mm: float
+    near_hilum: bool
+
+
+def physics_logit(isolation: float, axis_ratio: float) -> float:
+    """The isolation and elongation terms of the shape model (not fitted)."""
+    return ((ISOLATION_LIMIT - isolation) / ISOLATION_SCALE
+            + math.log(RATIO_LIMIT / max(axis_ratio, 1.0)) / RATIO_SCALE)
+
+
+def shape_probability(f: CandidateFeatures) -> float:
+    """The physics terms plus ``SHAPE_MODEL``, through the logistic function."""
+    b0, b_hilum = SHAPE_MODEL
+    z = (physics_logit(f.isolation, f.axis_ratio) + b0 + b_hilum * float(f.near_hilum))
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
+def candidate_score(f: CandidateFeatures) -> float:
+    """Shape probability times the contact and size gates (module doc)."""
+    return (shape_probability(f) * logistic(f.contact, CONTACT_LIMIT, CONTACT_SCALE)
+            * logistic(f.mean_diameter_mm, f.min_diameter_mm, SIZE_SCALE_MM))
+
+
 def find_lesions(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
                  ext: np.ndarray) -> list[Lesion]:
     """Nodule/mass candidates, best score first; ``ext`` from ``extended_lungs``.
@@ -79,8 +160,24 @@ def find_lesions(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
     core of part-solid nodules, and masses, including juxtapleural ones. Pure
     ground-glass nodules are not detected here (a -700 HU pass found the
     dependent lung and vessel partial volume as often as them); their density
-    counts towards ``lung_opacity``.
+    counts towards ``lung_opacity``. Candidates that may be reported are
+    re-measured at full resolution as readers measure (``reader_axes``).
     """
+    out = []
+    for les, feat in lesion_candidates(grid, anatomy, settings, ext):
+        les = dataclasses.replace(les, score=candidate_score(feat))
+        if les.score >= MEASURE_MIN_SCORE:
+            long_ax, short_ax = reader_axes(grid, les, ext)
+            if long_ax > 0:
+                les = dataclasses.replace(les, long_axis_mm=long_ax, short_axis_mm=short_ax)
+        out.append(les)
+    out.sort(key=lambda les: -les.score)
+    return out
+
+
+def lesion_candidates(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
+                      ext: np.ndarray) -> list[tuple[Lesion, CandidateFeatures]]:
+    """Every candidate with the features its score is computed from (unscored)."""
     spacing = grid.spacing_zyx
     box = crop_box(ext, margin=2)
     if box is None:
@@ -88,19 +185,26 @@ def find_lesions(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
     hu = grid.hu[box]
     aerated = anatomy.lungs[box] & (hu < -500)
     solid = ext[box] & (hu >= SOLID_HU[0]) & (hu <= SOLID_HU[1])
-    lesions = _detect(solid, aerated, hu, spacing, settings, box, None)
+    # Air enclosed by lesion tissue on every side (cavitation, bubbly lucencies, air
+    # bronchograms cut across) belongs to the lesion; the aerated lung reaches the
+    # edge of the extended lungs, so it is never enclosed.
+    solid = ndi.binary_fill_holes(solid)
+    found = _detect(solid, aerated, hu, spacing, settings, box)
     sp = np.asarray(spacing)
     anchors = hilar_anchors(anatomy, spacing)
-    if anchors:
-        lesions = [_hilar_penalty(les, anchors, sp) for les in lesions]
-    lesions.sort(key=lambda les: -les.score)
-    return lesions
+    out = []
+    for les, feat in found:
+        centre = np.asarray(les.centre) * sp
+        near = bool(anchors) and min(float(np.linalg.norm(centre - a))
+                                     for a in anchors) <= HILAR_RADIUS_MM
+        out.append((les, dataclasses.replace(feat, near_hilum=near)))
+    return out
 
 
 def _detect(dense: np.ndarray, aerated: np.ndarray, hu: np.ndarray,
             spacing: tuple[float, float, float], settings: AnalyzerSettings,
-            box: tuple[slice, slice, slice], max_diameter: float | None) -> list[Lesion]:
-    """Blob candidates of one density class, in work-grid coordinates."""
+            box: tuple[slice, slice, slice]) -> list[tuple[Lesion, CandidateFeatures]]:
+    """Blob candidates and their features, in work-grid coordinates."""
     edt = ndi.distance_transform_edt(dense, sampling=spacing)
     r_min = settings.nodule_min_mm / 2.0
     peaks = np.argwhere((edt >= r_min) & (edt == ndi.maximum_filter(edt, size=3)))
@@ -110,7 +214,7 @@ def _detect(dense: np.ndarray, aerated: np.ndarray, hu: np.ndarray,
     sp = np.asarray(spacing)
     kept_pos: list[np.ndarray] = []
     kept_r: list[float] = []
-    lesions: list[Lesion] = []
+    out: list[tuple[Lesion, CandidateFeatures]] = []
     z0, y0, x0 = box[0].start, box[1].start, box[2].start
     for p, r in zip(peaks, radii, strict=True):
         pm = p * sp
@@ -120,22 +224,16 @@ def _detect(dense: np.ndarray, aerated: np.ndarray, hu: np.ndarray,
                 continue
         kept_pos.append(pm)
         kept_r.append(float(r))
-        lesion = _measure_lesion(p, float(r), edt, dense, aerated, hu, spacing, settings)
-        if lesion is not None and (max_diameter is None
-                                   or lesion.mean_diameter_mm < max_diameter):
+        measured = _measure_lesion(p, float(r), edt, dense, aerated, hu, spacing, settings)
+        if measured is not None:
+            lesion, feat = measured
             lz0, ly0, lx0, lz1, ly1, lx1 = lesion.box
-            lesions.append(Lesion(
-                centre=(int(p[0]) + z0, int(p[1]) + y0, int(p[2]) + x0),
-                radius_mm=lesion.radius_mm, isolation=lesion.isolation,
-                elongation=lesion.elongation,
-                lung_contact=lesion.lung_contact, long_axis_mm=lesion.long_axis_mm,
-                short_axis_mm=lesion.short_axis_mm, volume_ml=lesion.volume_ml,
-                mean_hu=lesion.mean_hu,
-                box=(lz0 + z0, ly0 + y0, lx0 + x0, lz1 + z0, ly1 + y0, lx1 + x0),
-                mask=lesion.mask, score=lesion.score))
+            out.append((dataclasses.replace(
+                lesion, centre=(int(p[0]) + z0, int(p[1]) + y0, int(p[2]) + x0),
+                box=(lz0 + z0, ly0 + y0, lx0 + x0, lz1 + z0, ly1 + y0, lx1 + x0)), feat))
         if len(kept_pos) >= MAX_LESIONS:
             break
-    return lesions
+    return out
 
 
 def hilar_anchors(anatomy: Anatomy, spacing: tuple[float, float, float]) -> list[np.ndarray]:
@@ -164,19 +262,9 @@ def hilar_anchors(anatomy: Anatomy, spacing: tuple[float, float, float]) -> list
     return [end + [down, 0.0, HILAR_LATERAL_MM], end + [down, 0.0, -HILAR_LATERAL_MM]]
 
 
-def _hilar_penalty(lesion: Lesion, anchors: list[np.ndarray], sp: np.ndarray) -> Lesion:
-    centre = np.asarray(lesion.centre) * sp
-    if min(float(np.linalg.norm(centre - a)) for a in anchors) > HILAR_RADIUS_MM:
-        return lesion
-    return Lesion(lesion.centre, lesion.radius_mm, lesion.isolation, lesion.elongation,
-                  lesion.lung_contact,
-                  lesion.long_axis_mm, lesion.short_axis_mm, lesion.volume_ml, lesion.mean_hu,
-                  lesion.box, lesion.mask, lesion.score * HILAR_FACTOR)
-
-
 def _measure_lesion(p: np.ndarray, r: float, edt: np.ndarray, dense: np.ndarray,
                     aerated: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float],
-                    settings: AnalyzerSettings) -> Lesion | None:
+                    settings: AnalyzerSettings) -> tuple[Lesion, CandidateFeatures] | None:
     """Isolation, extent and size of the blob centred at ``p`` (local crop coordinates)."""
     sp = np.asarray(spacing)
     # On thick slices the shell must reach two slices away, or a vessel crossing
@@ -214,10 +302,8 @@ def _measure_lesion(p: np.ndarray, r: float, edt: np.ndarray, dense: np.ndarray,
     # Thick slices cannot show a nodule smaller than ~1.5 slices (Fleischner 2017
     # asks for <= 1.5 mm sections to size nodules): raise the floor with them.
     min_d = max(settings.nodule_min_mm, 1.5 * float(sp[0]))
-    score = (logistic(ISOLATION_LIMIT - isolation, 0.0, 0.05)
-             * logistic(ELONGATION_LIMIT - long_ax / max(short_ax, 1e-6), 0.0, 0.12)
-             * logistic(contact, CONTACT_LIMIT, 0.03)
-             * logistic(mean_d, min_d, 0.5))
+    feat = CandidateFeatures(isolation, long_ax / max(short_ax, 1e-6), contact, mean_d, min_d,
+                             False)
     vox_ml = float(np.prod(sp)) / 1000.0
     return Lesion(
         centre=(int(p[0]), int(p[1]), int(p[2])), radius_mm=r, isolation=isolation,
@@ -225,7 +311,7 @@ def _measure_lesion(p: np.ndarray, r: float, edt: np.ndarray, dense: np.ndarray,
         lung_contact=contact, long_axis_mm=long_ax, short_axis_mm=short_ax,
         volume_ml=float(mask.sum()) * vox_ml, mean_hu=float(h[mask].mean()),
         box=(int(lo[0]), int(lo[1]), int(lo[2]), int(hi[0]), int(hi[1]), int(hi[2])),
-        mask=mask, score=score)
+        mask=mask, score=0.0), feat
 
 
 def _elongation(edt: np.ndarray, region: np.ndarray, sp: np.ndarray) -> float:
@@ -251,13 +337,22 @@ def _axial_axes(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[
     """Long axis and the axis perpendicular to it (mm) on the slice of largest area.
 
     Fleischner 2017 (Bankier et al.): the long axis is the longest chord on the
-    axial slice, the short axis is measured perpendicular to it. Extents are
-    taken over 36 directions, one pixel added for the pixels' own width.
+    axial slice, the short axis is measured perpendicular to it.
     """
     k = int(np.argmax(mask.sum(axis=(1, 2))))
-    ys, xs = np.nonzero(mask[k])
-    pts = np.column_stack([ys * spacing[1], xs * spacing[2]]).astype(float)
-    pix = float(min(spacing[1], spacing[2]))
+    return _chord_axes(mask[k], spacing[1], spacing[2])
+
+
+def _chord_axes(mask2d: np.ndarray, dy: float, dx: float) -> tuple[float, float]:
+    """Longest extent of a 2-D mask over 36 directions and the extent perpendicular to it.
+
+    One pixel is added for the pixels' own width.
+    """
+    ys, xs = np.nonzero(mask2d)
+    if ys.size == 0:
+        return 0.0, 0.0
+    pts = np.column_stack([ys * dy, xs * dx]).astype(float)
+    pix = float(min(dy, dx))
     angles = np.deg2rad(np.arange(0.0, 180.0, 5.0))
     dirs = np.column_stack([np.sin(angles), np.cos(angles)])
     proj = pts @ dirs.T
@@ -267,22 +362,74 @@ def _axial_axes(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[
     return float(extent[i]), float(min(extent[j], extent[i]))
 
 
+def reader_axes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None
+                ) -> tuple[float, float]:
+    """Longest axial diameter and its perpendicular (mm) at full resolution, as readers measure.
+
+    The candidate's work-grid core, taken to full resolution, is grown slice by
+    slice inside the half-way iso-contour between the core's median HU and the
+    surrounding aerated lung's (the edge of a blurred step lies where the profile
+    crosses half the step, as a full width at half maximum), by at most the
+    opening radius that cut the core from its surroundings in ``_measure_lesion``:
+    lobulations and spicule bases the opening trimmed come back, attached vessels
+    are not followed further than that. The longest chord over the slices is the
+    long axis (the slice of largest extent). Growth stays inside the extended lungs
+    ``ext`` when given: readers' outlines stop at the pleura, the chest wall and
+    mediastinum beyond it are as dense as the lesion. (0, 0) when no lung level is found.
+    """
+    vol = grid.source
+    fz, fy, fx = grid.factors
+    sx, sy, _ = vol.spacing
+    rho = max(0.5 * lesion.radius_mm, min(grid.spacing_zyx))
+    my, mx = int(math.ceil(rho / sy)) + fy, int(math.ceil(rho / sx)) + fx
+    z0, y0, x0, z1, y1, x1 = full_bbox(lesion.box, grid)
+    ny, nx = vol.shape[1], vol.shape[2]
+    oy, ox = min(my, y0), min(mx, x0)
+    hu = vol.voxels[z0:z1, y0 - oy:min(ny, y1 + my), x0 - ox:min(nx, x1 + mx)]
+    up = np.repeat(np.repeat(np.repeat(lesion.mask, fz, axis=0), fy, axis=1), fx, axis=2)
+    core = np.zeros(hu.shape, dtype=bool)
+    core[:, oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = up[: z1 - z0, : y1 - y0, : x1 - x0]
+    lung = hu < -500
+    if not core.any() or not lung.any():
+        return 0.0, 0.0
+    level = (float(np.median(hu[core])) + float(np.median(hu[lung]))) / 2.0
+    inside = hu >= level
+    if ext is not None:
+        wz0, wy0, wx0, wz1 = lesion.box[0], (y0 - oy) // fy, (x0 - ox) // fx, lesion.box[3]
+        wy1, wx1 = -(-(y0 - oy + hu.shape[1]) // fy), -(-(x0 - ox + hu.shape[2]) // fx)
+        e = np.repeat(np.repeat(np.repeat(ext[wz0:wz1, wy0:wy1, wx0:wx1], fz, axis=0),
+                                fy, axis=1), fx, axis=2)
+        sy0, sx0 = (y0 - oy) - wy0 * fy, (x0 - ox) - wx0 * fx
+        inside &= e[: hu.shape[0], sy0:sy0 + hu.shape[1], sx0:sx0 + hu.shape[2]]
+    steps = max(1, int(math.ceil(rho / min(sx, sy))))
+    best = (0.0, 0.0)
+    for k in np.nonzero(core.any(axis=(1, 2)))[0]:
+        seed = core[k] & inside[k]
+        if not seed.any():
+            continue
+        grown = ndi.binary_dilation(seed, iterations=steps, mask=inside[k])
+        axes = _chord_axes(grown, sy, sx)
+        if axes[0] > best[0]:
+            best = axes
+    return best
+
+
 def lesion_measures(grid: WorkGrid, lesions: list[Lesion],
                     settings: AnalyzerSettings) -> dict[str, Measure]:
-    """Largest-score nodule (< mass size) and mass (>= mass size), with evidence."""
+    """Best-scoring nodule (long axis < mass size) and mass (>= mass size), with evidence."""
     out: dict[str, Measure] = {}
-    nodules = [les for les in lesions if les.mean_diameter_mm < settings.mass_min_mm]
-    masses = [les for les in lesions if les.mean_diameter_mm >= settings.mass_min_mm]
+    nodules = [les for les in lesions if les.long_axis_mm < settings.mass_min_mm]
+    masses = [les for les in lesions if les.long_axis_mm >= settings.mass_min_mm]
     for name, group, what in (("nodule", nodules, "nodule"), ("mass", masses, "mass")):
         best = group[0] if group else None
         evidence = tuple(_lesion_evidence(grid, les, what) for les in group[:5] if les.score >= 0.1)
         out[f"{name}_score"] = Measure(
             f"{name}_score", best.score if best else 0.0, "1",
-            f"shape score of the most {what}-like candidate (isolation x lung contact x size)",
-            evidence)
+            f"probability of the most {what}-like candidate (shape model x lung contact x "
+            "size)", evidence)
         out[f"{name}_diameter"] = Measure(
-            f"{name}_diameter", best.mean_diameter_mm if best else 0.0, "mm",
-            f"mean axial diameter of the most {what}-like candidate")
+            f"{name}_diameter", best.long_axis_mm if best else 0.0, "mm",
+            f"longest axial diameter of the most {what}-like candidate")
         out[f"{name}_volume"] = Measure(
             f"{name}_volume", best.volume_ml if best else 0.0, "ml",
             f"volume of the most {what}-like candidate")
@@ -298,7 +445,7 @@ def _lesion_evidence(grid: WorkGrid, lesion: Lesion, what: str) -> Evidence:
         grid, full,
         f"{what} candidate {lesion.long_axis_mm:.0f} x {lesion.short_axis_mm:.0f} mm, "
         f"{lesion.mean_hu:.0f} HU, score {lesion.score:.2f}",
-        diameter_mm=lesion.mean_diameter_mm)
+        diameter_mm=lesion.long_axis_mm)
 
 
 def lesion_mask(grid: WorkGrid, lesions: list[Lesion], min_score: float = 0.1) -> np.ndarray:

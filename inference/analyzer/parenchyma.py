@@ -10,8 +10,11 @@
 - Opacity: ground glass about -700..-300 HU, consolidation -300..+50 HU
   (Fleischner glossary, Hansell et al., Radiology 2008;246:697 for the
   patterns; HU bands as in Lederer et al.'s high-attenuation area). Vessels are
-  suppressed by a ~3 mm opening: vessels are tubes narrower than 6 mm in the
-  parenchyma, opacities are blobs larger than that.
+  suppressed by an opening with a 4.5 mm ball: intraparenchymal vessels away
+  from the hila are narrower than 9 mm, opacities are blobs larger than that.
+  A reader calls a focal opacity, so the findings read the largest connected
+  region (``opacity_largest``, ``consolidation_largest``), not a diffuse
+  fraction that the lungs' own partial volume reaches on normal scans.
 """
 
 from __future__ import annotations
@@ -28,12 +31,21 @@ from inference.types import Evidence
 
 logger = logging.getLogger(__name__)
 
-HIST_MIN = -1100
-HIST_MAX = 400
 GGO_BAND = (-700.0, -300.0)
 CONSOLIDATION_BAND = (-300.0, 50.0)
+"""Ground glass and consolidation density bands (Hansell et al. 2008 for the patterns;
+the bands of Lederer et al.'s high-attenuation area, AJRCCM 2009, split at -300 HU)."""
 VESSEL_RADIUS_MM = 4.5
+"""Radius of the opening ball: removes tubes narrower than 9 mm, i.e. the segmental and
+smaller pulmonary arteries and veins of the parenchyma (at most ~8 mm across; standard
+anatomy). Lobar vessels near the hila survive it: the reason the hila are excluded by
+the lung mask's erosion and, for lesions, weighed in ``nodules.SHAPE_MODEL``."""
 MIN_OPACITY_ML = 1.0
+"""Smallest region kept as opacity: a 12 mm sphere, twice the opening ball's volume
+(smaller survivors of the opening are vessel crossings)."""
+HIST_MIN = -1100
+HIST_MAX = 400
+"""Lung histogram range (1 HU bins): air below -1000 plus noise, up to dense tissue."""
 
 
 def lung_histogram(grid: WorkGrid, lungs: np.ndarray) -> np.ndarray:
@@ -147,7 +159,10 @@ def opacity_measures(grid: WorkGrid, anatomy: Anatomy, opacity: np.ndarray) -> d
     cons_pct = float((cons & anatomy.lungs).sum()) / max(float(anatomy.lungs.sum()), 1.0) * 100.0
     out["opacity_fraction"] = Measure(
         "opacity_fraction", ggo_pct + cons_pct,
-        "%", "all opacity (-700..+50 HU, vessels removed) % of lungs",
+        "%", "all opacity (-700..+50 HU, vessels removed) % of lungs")
+    out["opacity_largest"] = Measure(
+        "opacity_largest", _largest_ml(opacity, ml), "ml",
+        "largest connected opacity (-700..+50 HU, vessels removed)",
         _largest_evidence(grid, opacity, "largest opacity"))
     out["consolidation_volume"] = Measure(
         "consolidation_volume", float(cons.sum()) * ml, "ml",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.types import Evidence
+from inference.types import Evidence, ImageConditions
 from series_selector.types import HUVolume
 
 
@@ -68,6 +68,7 @@ class Anatomy:
     left_sign: int  # +1 if the column index grows towards patient left, else -1
     anterior_sign: int  # +1 if the row index grows towards anterior, else -1
     notes: tuple[str, ...] = ()
+    edge: np.ndarray | None = None  # 2-D [y, x]: where the image ends (fov.image_edge)
 
     @property
     def lungs(self) -> np.ndarray:
@@ -95,6 +96,7 @@ class Analysis:
     measures: dict[str, Measure] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    conditions: ImageConditions = field(default_factory=ImageConditions)
 
     def value(self, name: str) -> float | None:
         m = self.measures.get(name)

@@ -60,4 +60,4 @@ class ChestQuantModel(Model):
         seconds = time.perf_counter() - t0
         logger.info("chest_quant on series %s: %.1f s", volume.series_uid or "?", seconds)
         return ModelOutput(model=self.status, findings=findings, features=features,
-                           seconds=seconds)
+                           seconds=seconds, conditions=analysis.conditions)

@@ -188,6 +188,7 @@ def test_request_id_in_body_is_the_sanitised_one(client: TestClient) -> None:
 
 def test_node_storage_fault_is_a_seed_shaped_500(settings: Settings, tmp_path: Path) -> None:
     """No temporary folder to receive into: the node's fault, answered in the seed's shape."""
+    (tmp_path / "gone").write_text("a file where the temporary folder should be")
     settings.node.temp_dir = tmp_path / "gone"
     with TestClient(create_app(settings)) as c:
         r = _post(c, "/predict", "a.zip", b"PK\x03\x04" + b"\0" * 100)

@@ -32,7 +32,9 @@ def normal():  # type: ignore[no-untyped-def]
 
 def test_cardiothoracic_ratio(diseased, normal) -> None:  # type: ignore[no-untyped-def]
     for _p, f, truth, _ in (diseased, normal):
-        assert f["cardiothoracic_ratio"] == pytest.approx(truth["measurements"]["ctr"], abs=0.05)
+        # The analyzer's CTR is axial, both widths on one slice (truth ``ctr_axial``).
+        assert f["cardiothoracic_ratio"] == pytest.approx(truth["measurements"]["ctr_axial"],
+                                                          abs=0.05)
     assert diseased[0]["cardiomegaly"] > 0.5 > normal[0]["cardiomegaly"]
 
 
@@ -63,8 +65,13 @@ def test_pericardial_effusion_not_assessed_without_contrast(normal) -> None:  # 
     assert f["contrast_enhanced"] == 0.0
 
 
-def test_enhanced_study_skips_calcium_scoring() -> None:
+def test_enhanced_study_scores_calcium_above_the_blood_pool() -> None:
+    """Issue 13: under contrast the threshold follows the measured blood pool, so the
+    calcium is scored (it was skipped before) and the iodinated blood is not."""
     p, f, _, notes = _run((phantom.CoronaryCalcification(),), seed=2, contrast=True)
     assert f["contrast_enhanced"] == 1.0
-    assert p["coronary_artery_wall_calcification"] is None
-    assert "contrast" in notes["coronary_artery_wall_calcification"]
+    assert p["coronary_artery_wall_calcification"] > 0.5
+    assert "blood pool" in notes["coronary_artery_wall_calcification"]
+    p0, f0, _, _ = _run((), seed=2, contrast=True)
+    assert f0["coronary_agatston"] == 0.0
+    assert p0["coronary_artery_wall_calcification"] < 0.5

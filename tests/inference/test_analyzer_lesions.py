@@ -40,7 +40,11 @@ def test_mass_found_where_inserted_and_sized(nodule_and_mass) -> None:  # type: 
     assert mass.probability is not None and mass.probability > 0.5
     ev = mass.evidence[0]
     assert np.linalg.norm(np.asarray(ev.center_lps) - _truth_centre(truth, 40.0)) < 10.0
-    assert ev.diameter_mm == pytest.approx(40.0, abs=5.0)
+    # The long axis as readers measure it: the full-resolution half-way contour grown
+    # by at most the opening radius (0.5 r), which on this sphere also follows the
+    # vessels touching it (a stated overestimate on phantoms; the readers' own
+    # outlines of real masses are the reference in tests/evaluation/test_real_cases.py).
+    assert 40.0 - 3.0 <= ev.diameter_mm <= 40.0 + 0.5 * 20.0 + 3.0
     assert ev.mask is not None and ev.mask.any()
 
 

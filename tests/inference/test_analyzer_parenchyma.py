@@ -39,7 +39,7 @@ def test_ground_glass_volume_and_location() -> None:
     a = analyze(chest.volume, AnalyzerSettings())
     assert a.value("ggo_volume") == pytest.approx(chest.truth["ggo_ml"], rel=0.25)
     assert a.value("ggo_fraction_right") > 3 * a.value("ggo_fraction_left")
-    ev = a.measures["opacity_fraction"].evidence[0]
+    ev = a.measures["opacity_largest"].evidence[0]
     assert ev.center_lps[0] < 0  # patient right is -x in LPS
     assert ev.mask is not None and ev.mask.any()
 

@@ -59,3 +59,40 @@ def test_emphysema_is_not_a_pneumothorax(emphysema_only) -> None:  # type: ignor
     assert f["laa950"] == pytest.approx(truth["measurements"]["laa950_percent"], abs=3.0)
     assert p["pneumothorax"] < 0.5
     assert p["pleural_effusion"] < 0.5 and p["medical_material"] < 0.5
+
+
+def test_default_effusion_preset_is_found() -> None:
+    """Issue 12: the `effusion` preset (300 ml, right) read "Absent, 0.0 ml": the
+    posterior collection lies inside the hull of both lungs, which was taken for
+    mediastinum, and the opening shaved its face off the lung."""
+    from phantom.presets import lesion_from_text
+
+    _, p, f, truth = _run((lesion_from_text("effusion"),), seed=0)
+    assert p["pleural_effusion"] > 0.9
+    expected = truth["measurements"]["pleural_effusion_ml"]["right"]
+    assert f["pleural_effusion_volume_right"] == pytest.approx(expected, rel=0.35)
+
+
+def test_contrast_jet_is_not_metal_but_a_pacemaker_is() -> None:
+    """Undiluted contrast in a vein saturates like metal; in an opacified lumen it is iodine."""
+    import dataclasses
+
+    import numpy as np
+
+    from ctnode.settings import AnalyzerSettings
+    from inference.analyzer import analyze
+
+    volume, _ = phantom_case((phantom.Metal("pacemaker"),), seed=2, contrast_phase="venous")
+    vox = volume.voxels.astype(np.float32)
+    nz, ny, nx = vox.shape
+    z0, z1 = int(nz * 0.75), int(nz * 0.85)
+    zz, yy, xx = np.mgrid[z0:z1, 0:ny, 0:nx]
+    # A right brachiocephalic vein: a 14 mm opacified lumen with a 6 mm jet at 3071 HU.
+    sx, sy, _ = volume.spacing
+    r = np.hypot((yy - ny * 0.4) * sy, (xx - nx * 0.4) * sx)
+    vox[z0:z1][r <= 7.0] = 350.0
+    vox[z0:z1][r <= 3.0] = 3071.0
+    volume = dataclasses.replace(volume, voxels=vox)
+    with_jet = analyze(volume, AnalyzerSettings()).measures["metal_volume"]
+    assert "contrast" in with_jet.note
+    assert with_jet.value is not None and with_jet.value > 0.05  # the pacemaker stays metal

@@ -78,3 +78,36 @@ def test_lightgbm_stacker_learns_and_loads(tmp_path: Path) -> None:
     assert high.probability > 0.8 > 0.2 > low.probability
     missing = stacker.combine([_output("b", {"emphysema": 0.9})])  # model a absent: NaN path
     assert 0.0 <= missing.probability <= 1.0
+
+
+def test_trained_stacker_file_carries_its_threshold_and_handles_missing_models(
+        tmp_path: Path) -> None:
+    """What ``ctnode train`` writes: booster + threshold; absent models enter as NaN."""
+    import json
+
+    from inference.stacker import STACKER_FORMAT
+
+    rng = np.random.default_rng(1)
+    n = 300
+    a, b = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    y = ((a + b) > 1.0).astype(int)
+    names = ["a.p.emphysema", "b.p.pleural_effusion"]
+    booster = lightgbm.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5},
+        lightgbm.Dataset(np.c_[a, b], label=y, feature_name=names), num_boost_round=30)
+    path = tmp_path / "stacker.json"
+    path.write_text(json.dumps({"format": STACKER_FORMAT, "booster": booster.model_to_string(),
+                                "threshold": 0.3, "version": "v1"}))
+    stacker = LightGBMStacker(path)
+    both = stacker.combine([_output("a", {"emphysema": 0.9}),
+                            _output("b", {"pleural_effusion": 0.9})])
+    assert both.threshold == 0.3 and both.probability > 0.8
+    only_a = stacker.combine([_output("a", {"emphysema": 0.9})])  # model b did not run
+    assert 0.0 <= only_a.probability <= 1.0 and only_a.threshold == 0.3
+    by_key = {f.key: f for f in only_a.findings}
+    assert by_key["pleural_effusion"].probability is None
+    assert by_key["emphysema"].probability == pytest.approx(0.9)
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a ctnode stacker"):
+        LightGBMStacker(bad)

@@ -103,3 +103,22 @@ def test_macos_resource_forks_are_skipped(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "mac.zip", {"s/IM1": b"x", "__MACOSX/s/._IM1": b"r"})
     out = extract_zip(archive, tmp_path / "out", LIMITS)
     assert out.n_files == 1 and out.skipped == ("__MACOSX/s/._IM1",)
+
+
+def test_bomb_is_refused_from_the_central_directory_before_writing(tmp_path: Path) -> None:
+    """Issue 15: the declared ratio is checked up front; nothing is written (was 434 MB)."""
+    from tests.fuzz.hostile import write_zip_bomb
+
+    archive = write_zip_bomb(tmp_path / "bomb.zip", 40_000_000)
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match="ZIP bomb"):
+        extract_zip(archive, out, LIMITS)
+    written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.exists() else 0
+    assert written == 0
+
+
+def test_a_traversal_member_after_good_ones_writes_nothing(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "a.zip", {"ok/IM1": b"x" * 100, "../evil": b"y"})
+    with pytest.raises(UnsafeArchiveError, match="leave the archive"):
+        extract_zip(archive, tmp_path / "out", LIMITS)
+    assert not (tmp_path / "out" / "ok" / "IM1").exists()

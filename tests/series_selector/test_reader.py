@@ -144,3 +144,55 @@ def test_enhanced_ct_frames_indexed(name: str) -> None:
     decision = report.series[0]
     assert decision.n_slices == 2 and decision.n_instances == 1
     assert "too_thick" in {r.code for r in decision.results}
+
+
+def test_deflated_header_is_read_in_bounded_memory(tmp_path: Path, study_uid: str) -> None:
+    """Issue 15: a deflated instance is inflated as a stream, not into one buffer."""
+    from series_selector.reader import read_header
+    from tests.fuzz.hostile import traced_peak, write_deflated_ct
+
+    path = write_deflated_ct(tmp_path / "deflated.dcm", 120_000_000, study_uid=study_uid)
+    assert path.stat().st_size < 1_000_000
+    header, peak = traced_peak(lambda: read_header(path))
+    assert header.study_uid == study_uid  # type: ignore[attr-defined]
+    assert header.transfer_syntax_uid == "1.2.840.10008.1.2.1.99"  # type: ignore[attr-defined]
+    assert peak < 40_000_000, f"{peak / 1e6:.0f} MB held to read a header"
+
+
+def test_deflated_instance_above_the_limit_is_unreadable(tmp_path: Path, study_uid: str) -> None:
+    from tests.fuzz.hostile import write_deflated_ct
+
+    (tmp_path / "a").mkdir()
+    write_deflated_ct(tmp_path / "a" / "bomb.dcm", 60_000_000, study_uid=study_uid)
+    write_series(tmp_path / "a", SeriesSpec(study_uid, n=3))
+    index = index_path(tmp_path / "a", max_instance_bytes=20_000_000)
+    assert len(index.instances) == 3
+    (bad,) = index.unreadable
+    assert bad.path.name == "bomb.dcm"
+    assert "instance too large" in bad.reason and "20 MB" in bad.reason
+
+
+def test_empty_and_unknown_character_sets_are_read(tmp_path: Path, study_uid: str) -> None:
+    """Real headers carry SpecificCharacterSet '' (dcmqi) or unknown terms: never a crash."""
+    paths = write_series(tmp_path, SeriesSpec(study_uid, n=3))
+    for path, charset in zip(paths, ["", "ISO_IR 999", ["", "ISO 2022 IR 87"]], strict=True):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = charset
+        ds.SeriesDescription = "Thorax"
+        ds.save_as(path)
+    index = index_path(tmp_path)
+    assert len(index.instances) == 3, [u.reason for u in index.unreadable]
+    assert {h.series_description for h in index.instances} == {"Thorax"}
+
+
+@pytest.mark.parametrize("thickness", [-5.0, 0.0, float("nan")])
+def test_nonsense_spacing_is_read_as_missing(tmp_path: Path, study_uid: str,
+                                             thickness: float) -> None:
+    """Found by fuzzing: a negative SliceThickness reached the volume as a negative voxel."""
+    path = write_series(tmp_path, SeriesSpec(study_uid, n=1))[0]
+    ds = pydicom.dcmread(path)
+    ds.SliceThickness = thickness
+    ds.PixelSpacing = [0.0, -1.0]
+    ds.save_as(path)
+    (header,) = index_path(tmp_path).instances
+    assert header.slice_thickness is None and header.pixel_spacing is None

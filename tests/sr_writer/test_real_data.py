@@ -84,8 +84,23 @@ def test_real_study_objects_validate(kernel_b: tuple[Path, HUVolume], tmp_path: 
     back = read_back(written.sr_path)
     assert back.findings == pytest.approx({"lung_mass": 0.95, "lung_nodule": 0.40,
                                            "emphysema": 0.12})
+    assert len(back.not_assessed) == 19
     (lesion,) = back.lesions
-    assert lesion.point_lps == pytest.approx(tumour.center_lps)
+    assert lesion.tracking_identifier == "Lung mass 1" and lesion.probability == pytest.approx(0.95)
+    # a circle of the tumour's diameter on its key slice: centre then a point on the rim
+    assert lesion.graphic_type == "CIRCLE"
+    assert lesion.referenced_sop_instance_uid == volume.slice_sop_instance_uids[
+        tumour.slice_index]
+    (cx, cy), (ex, _) = lesion.image_points
+    z, y, x = _pixel_of(volume, tumour)
+    assert (cx, cy) == pytest.approx((x + 0.5, y + 0.5), abs=0.1)
+    assert (ex - cx) * volume.spacing[0] == pytest.approx(tumour.diameter_mm / 2, abs=0.2)
     # the tumour is in the patient's left lower lobe (image right, +x in LPS)
-    assert lesion.point_lps is not None and lesion.point_lps[0] > 0
+    assert tumour.center_lps[0] > 0
     assert lesion.laterality == "left"
+
+
+def _pixel_of(volume: HUVolume, evidence: Evidence) -> tuple[float, float, float]:
+    from sr_writer.render import lps_to_index
+
+    return lps_to_index(volume, evidence.center_lps)

@@ -47,7 +47,7 @@ def _check_outputs(out: Path, written: dict[str, object]) -> dict[str, object]:
     back = read_back(sr_path)
     json_findings = {k: v["probability"] for k, v in body["findings"].items()
                      if v["probability"] is not None}
-    assert back.findings == pytest.approx(json_findings, abs=1e-4)
+    assert back.findings == pytest.approx(json_findings, abs=1e-3)  # SR: 3 decimals
     assert back.processing_succeeded == (body["processing_status"] == "Success")
     return body
 

@@ -15,8 +15,14 @@ from ctnode.settings import OutputSettings
 from inference.findings import FINDING_KEYS
 from inference.types import FindingResult, Measurement, ModelStatus
 from sr_writer import render_images, write_result_objects
-from sr_writer.render import HEIGHT, WIDTH, image_orientation, load_fonts, lps_to_index
-from sr_writer.secondary_capture import select_key_evidence
+from sr_writer.render import (
+    HEIGHT,
+    IMAGE_HEIGHT,
+    WIDTH,
+    image_orientation,
+    load_fonts,
+    lps_to_index,
+)
 from tests.sr_writer.synthetic import (
     NODULE,
     SyntheticStudy,
@@ -83,15 +89,17 @@ def test_evidence_is_drawn_where_the_nodule_is(written: list[Path]) -> None:
     # the outline is around the nodule (the only other yellow is none: markers are orange)
     assert near.mean() > 0.95
     centre = pixels[round(cy), round(cx)].astype(int)
-    assert centre[0] > centre[1] + 40  # red tint inside the mask
+    assert centre[0] == centre[1] == centre[2]  # an outline, no fill: the lesion stays grey
 
 
-def test_key_images_are_limited_and_counted(study: SyntheticStudy) -> None:
+
+
+def test_key_images_are_limited_and_have_a_scale_bar(study: SyntheticStudy) -> None:
     result = success_with_lesions(study)
-    chosen, left_out = select_key_evidence(result, 1)
-    assert [f.key for f, _ in chosen] == ["lung_nodule"] and left_out == 1
-    settings = OutputSettings(sc_max_key_images=1)
-    assert len(render_images(result, settings)) == 2
+    images = render_images(result, OutputSettings(sc_max_key_images=1))
+    assert len(images) == 2  # summary + the most probable lesion
+    bar = images[1][IMAGE_HEIGHT - 18, 14:60]
+    assert (bar == np.array([235, 235, 235], dtype=np.uint8)).all()  # the 20 or 50 mm bar
 
 
 def test_failure_panel_only(study: SyntheticStudy, tmp_path: Path) -> None:

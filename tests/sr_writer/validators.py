@@ -6,6 +6,8 @@ these tests with an install hint instead of silently skipping validation.
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -45,3 +47,18 @@ def dsrdump(path: Path, *, utf8: bool = False) -> str:
     proc = subprocess.run(args, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
     return proc.stdout.decode("utf-8", "replace")
+
+
+def dsr2html_text(path: Path) -> str:
+    """dcmtk ``dsr2html``'s rendering as plain text, one line per row, spaces squeezed.
+
+    What a reader sees in any SR renderer: with SEPARATE containers each value
+    follows its concept name ("Probability: 0.91 1"); CONTINUOUS ones run the
+    bare values together.
+    """
+    proc = subprocess.run([_tool("dsr2html", "dcmtk"), "+U8", str(path)],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    text = re.sub(r"<[^>]+>", " ", proc.stdout.decode("utf-8", "replace"))
+    text = re.sub(r"[ \t]+", " ", html.unescape(text))
+    return re.sub(r"\n\s*\n+", "\n", text)

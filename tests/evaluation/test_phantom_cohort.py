@@ -1,0 +1,53 @@
+"""Accuracy floors on a small gap-free phantom cohort (the first 8 cases of seed 0).
+
+The floor of each finding is the number of cases it got right when measured
+(intention to diagnose: an unassessed or failed case is wrong), less one: a
+change that costs any finding two cases fails. Regenerate the measured counts
+with ``ctnode evaluate --cases 8 --seed 0`` after a deliberate change and say
+why in the commit. About 1-2 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ctnode.settings import AnalyzerSettings
+from evaluation.phantom_eval import CohortReport, evaluate_cohort
+
+pytest.importorskip("phantom")
+
+# finding -> cases right out of 8 when measured (sensitivity x pos + specificity x neg)
+MEASURED_RIGHT = {
+    "lung_nodule": 5, "lung_mass": 5, "lung_opacity": 5, "consolidation": 5,
+    "pleural_effusion": 8, "pneumothorax": 7, "pericardial_effusion": 3, "emphysema": 2,
+    "coronary_artery_wall_calcification": 7, "arterial_wall_calcification": 5,
+    "medical_material": 6, "low_vertebral_bone_density": 4, "cardiomegaly": 6,
+    "thoracic_aortic_dilatation": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def report() -> CohortReport:
+    return evaluate_cohort(8, seed=0, settings=AnalyzerSettings(), threshold=0.5, n_boot=200)
+
+
+def _right(f: object) -> int:
+    sens = 0.0 if f.n_pos == 0 else f.sensitivity  # type: ignore[attr-defined]
+    spec = 0.0 if f.n_neg == 0 else f.specificity  # type: ignore[attr-defined]
+    return round(sens * f.n_pos + spec * f.n_neg)  # type: ignore[attr-defined]
+
+
+def test_no_case_fails(report: CohortReport) -> None:
+    assert [c.error for c in report.cases if c.error] == []
+
+
+@pytest.mark.parametrize("key", sorted(MEASURED_RIGHT))
+def test_finding_floor(report: CohortReport, key: str) -> None:
+    (f,) = [f for f in report.findings if f.key == key]
+    assert f.n_pos + f.n_neg == 8
+    assert _right(f) >= MEASURED_RIGHT[key] - 1, (key, _right(f))
+
+
+def test_lung_volume_is_measured(report: CohortReport) -> None:
+    lung = {m.name: m for m in report.measurements}["lung_volume_pct"]
+    assert lung.mean_abs_error < 5.0
