@@ -278,9 +278,16 @@ def map_findings(a: Analysis, s: AnalyzerSettings,
         evidence: tuple[Evidence, ...] = tuple(e for x in measures for e in x.evidence)
         notes = [x.note for x in measures if x.note]
         if p is None:
-            note = "not assessed: " + ("; ".join(notes) or "its measurement was not possible")
+            reasons = dict.fromkeys(_without_prefix(n) for n in notes)  # once each, in order
+            note = "not assessed: " + ("; ".join(reasons) or "its measurement was not possible")
             out.append(FindingResult(key=key, probability=None, measurements=meas, note=note))
             continue
         out.append(FindingResult(key=key, probability=float(p), measurements=meas,
                                  evidence=evidence, note="; ".join([rule.why, *notes])))
     return tuple(out)
+
+
+def _without_prefix(note: str) -> str:
+    """A measure's note without its own "not assessed:" (the finding's note adds it once)."""
+    head = "not assessed:"
+    return note[len(head):].strip() if note.lower().startswith(head) else note

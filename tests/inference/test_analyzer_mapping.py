@@ -38,6 +38,7 @@ def test_every_finding_is_returned_and_unassessed_ones_are_none() -> None:
     for r in results:
         if r.probability is None:
             assert r.note.startswith("not assessed")
+            assert r.note.lower().count("not assessed") == 1, r.note  # said once
         else:
             assert r.measurements, r.key
 
@@ -81,3 +82,16 @@ def test_threshold_is_a_setting() -> None:
     ps = {r.key: r.probability for r in map_findings(a, strict)}
     qs = {r.key: r.probability for r in map_findings(a, lax)}
     assert ps["emphysema"] < 0.5 < qs["emphysema"]
+
+
+def test_a_measure_note_that_says_not_assessed_is_not_said_twice() -> None:
+    a = analyze(synthetic_chest().volume, AnalyzerSettings())
+    measures = dict(a.measures)
+    m = measures["pleural_effusion_volume"]
+    measures["pleural_effusion_volume"] = dataclasses.replace(
+        m, value=None, note="not assessed: the lung bases are outside the field of view")
+    results = map_findings(dataclasses.replace(a, measures=measures), AnalyzerSettings())
+    eff = next(r for r in results if r.key == "pleural_effusion")
+    assert eff.probability is None
+    assert eff.note == "not assessed: the lung bases are outside the field of view"
+
