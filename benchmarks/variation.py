@@ -12,6 +12,7 @@ Run from the repository root::
 
     .venv/bin/python -m benchmarks.variation                 # phantom + real cases
     .venv/bin/python -m benchmarks.variation --no-real --matrix 160
+    .venv/bin/python -m benchmarks.variation --no-phantom --case lidc_idri_0003
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--matrix", type=int, default=256)
     ap.add_argument("--slice-mm", type=float, default=2.5)
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--no-phantom", action="store_true", help="real cases only")
+    ap.add_argument("--case", action="append", choices=REAL_CASES,
+                    help="only this real case (repeatable; default: all)")
     ap.add_argument("--json", type=Path, help="also write all results here")
     args = ap.parse_args(argv)
     from inference.analyzer.evaluation import phantom_volume
@@ -121,9 +125,10 @@ def main(argv: list[str] | None = None) -> None:
 
     results: dict[str, dict[str, Any]] = {}
     extra = {tag: (lambda kw=kw: phantom(**kw)) for tag, kw in PHANTOM_VARIANTS.items()}
-    results["phantom"] = run_case("phantom", phantom(), model, extra)
+    if not args.no_phantom:
+        results["phantom"] = run_case("phantom", phantom(), model, extra)
     if not args.no_real and DATA.is_dir():
-        for case in REAL_CASES:
+        for case in args.case or REAL_CASES:
             index = index_path(DATA / case)
             volume = load_volume(index, select_series(index, get_settings().selection))
             results[case] = run_case(case, volume, model)

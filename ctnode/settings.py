@@ -205,8 +205,9 @@ class AnalyzerSettings(_Section):
         6.0, gt=0, description="LAA%-950 at which emphysema has probability 0.5."
     )
     opacity_ml: float = Field(  # issue 13: a focal region, not a diffuse fraction
-        1.0, gt=0,
-        description="Largest vessel-suppressed opacity (-700..+50 HU) region at p=0.5 (ml).",
+        1.81, gt=0,
+        description="Largest ground-glass region (-700..-300 HU holding a 12 mm ball) "
+        "at p=0.5 (ml).",
     )
     consolidation_ml: float = Field(
         10.0, gt=0,

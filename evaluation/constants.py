@@ -95,8 +95,10 @@ def analyzer_constants() -> list[Constant]:
 SETTINGS_SOURCES = {
     "emphysema_laa950_pct": "Gevenois et al., AJRCCM 1996; upper limit of normal in "
     "never-smokers ~5-6 %, Mets et al., Eur Radiol 2012; COPDGene uses >= 5 %",
-    "opacity_ml": "fit on a labelled phantom set (mapping module doc, evaluation.fit)",
-    "consolidation_ml": "fit on a labelled phantom set (mapping module doc, evaluation.fit)",
+    "opacity_ml": "phantom physics: twice the volume of the 12 mm ball a ground-glass "
+    "region must hold (parenchyma.GGO_CORE_RADIUS_MM, GGO_MIN_ML; mapping module doc)",
+    "consolidation_ml": "a ~27 mm sphere, segmental scale: smaller dense foci are read as "
+    "nodules (Hansell et al., Fleischner glossary 2008; mapping module doc)",
     "nodule_min_mm": "Fleischner 2017 (Bankier et al.): smallest size reported",
     "mass_min_mm": "Fleischner glossary (Hansell et al., Radiology 2008): a mass is > 3 cm",
     "effusion_ml": "CT shows effusions from ~10 ml; mapping module doc",

@@ -6,7 +6,9 @@ seed 0), analyses each as a patient's volume, and fits by maximum likelihood:
 
 - ``nodules.SHAPE_MODEL``: logistic regression of "the candidate lies on an
   inserted nodule or mass of >= 4 mm" on "near a hilum", with the isolation
-  and elongation terms fixed by physics as an offset, over every candidate that
+  and elongation terms fixed by physics as an offset and the intercept weighed
+  by ``nodules.vessel_share`` of the candidate's inscribed diameter (literature,
+  not fitted), over every candidate that
   passes the contact and size gates at p >= 0.5 (the gates have a physical
   basis and are not fitted). Candidates on inserted ground glass,
   consolidation or nodules < 4 mm are left out (neither class).
@@ -43,15 +45,18 @@ hilum, so the unpenalised hilum coefficient runs to minus infinity)."""
 
 
 def logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 0.0,
-                 offset: np.ndarray | None = None, iterations: int = 100) -> np.ndarray:
+                 offset: np.ndarray | None = None, iterations: int = 100,
+                 base: np.ndarray | None = None) -> np.ndarray:
     """Maximum-likelihood logistic regression (Newton-Raphson / IRLS), optionally ridged.
 
     ``x`` (n, k) without the intercept column; returns (intercept, k slopes).
     ``ridge`` penalises the slopes (not the intercept); a tiny 1e-6 always keeps the
     Hessian invertible. ``offset`` is a fixed term of the linear predictor (a part of
-    the model that is not fitted).
+    the model that is not fitted). ``base`` (default all ones) is what the intercept
+    multiplies per row: the shape model weighs it by ``nodules.vessel_share``.
     """
-    xa = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=float)])
+    ones = np.ones(len(x)) if base is None else np.asarray(base, dtype=float)
+    xa = np.column_stack([ones, np.asarray(x, dtype=float)])
     off = np.zeros(len(xa)) if offset is None else np.asarray(offset, dtype=float)
     beta = np.zeros(xa.shape[1])
     pen = np.full(xa.shape[1], ridge + 1e-6)
@@ -115,7 +120,8 @@ def collect(n_cases: int, seed: int, settings: AnalyzerSettings, matrix: int = 1
                 continue  # small nodule or an opacity region: neither class
             else:
                 y = 0
-            cand.append([f.isolation, math.log(max(f.axis_ratio, 1.0)), float(f.near_hilum)])
+            cand.append([f.isolation, math.log(max(f.axis_ratio, 1.0)), float(f.near_hilum),
+                         f.inscribed_mm])
             labels.append(y)
         logger.info("case %d: %d candidates so far (%d positive)", case.index, len(labels),
                     sum(labels))
@@ -123,15 +129,16 @@ def collect(n_cases: int, seed: int, settings: AnalyzerSettings, matrix: int = 1
 
 
 def _cv_deviance(x: np.ndarray, y: np.ndarray, off: np.ndarray, ridge: float,
-                 folds: int = 5) -> float:
+                 folds: int = 5, base: np.ndarray | None = None) -> float:
     """Deviance of ``folds``-fold cross-validated predictions (random folds, seed 0)."""
     idx = np.random.default_rng(0).permutation(len(y))
+    ones = np.ones(len(y)) if base is None else base
     dev = 0.0
     for f in range(folds):
         test = idx[f::folds]
         train = np.setdiff1d(idx, test)
-        b = logistic_fit(x[train], y[train], ridge, off[train])
-        z = b[0] + x[test] @ b[1:] + off[test]
+        b = logistic_fit(x[train], y[train], ridge, off[train], base=ones[train])
+        z = b[0] * ones[test] + x[test] @ b[1:] + off[test]
         p = np.clip(1.0 / (1.0 + np.exp(-z)), 1e-9, 1 - 1e-9)
         dev -= 2.0 * float(np.sum(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p)))
     return dev
@@ -145,15 +152,16 @@ def fit(data: dict[str, Any]) -> dict[str, Any]:
     term are fitted, with the ridge penalty of lowest 5-fold
     cross-validated deviance among ``RIDGES``.
     """
-    from inference.analyzer.nodules import physics_logit
+    from inference.analyzer.nodules import physics_logit, vessel_share
 
     x = np.asarray(data["candidates"], dtype=float)
     y = np.asarray(data["labels"], dtype=float)
-    off = np.array([physics_logit(iso, math.exp(lr)) for iso, lr, _ in x])
-    feats = x[:, 2:]
-    devs = {r: _cv_deviance(feats, y, off, r) for r in RIDGES}
+    off = np.array([physics_logit(iso, math.exp(lr)) for iso, lr, *_ in x])
+    base = np.array([vessel_share(d) for d in x[:, 3]])
+    feats = x[:, 2:3]
+    devs = {r: _cv_deviance(feats, y, off, r, base=base) for r in RIDGES}
     ridge = min(devs, key=lambda r: devs[r])
-    shape = logistic_fit(feats, y, ridge, off)
+    shape = logistic_fit(feats, y, ridge, off, base=base)
     out: dict[str, Any] = {
         "shape_model": [round(float(b), 2) for b in shape], "ridge": ridge,
         "cv_deviance": {str(k): round(v, 1) for k, v in devs.items()},

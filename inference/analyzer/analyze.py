@@ -55,10 +55,10 @@ def analyze(volume: HUVolume, settings: AnalyzerSettings) -> Analysis:
     ptx = timed("pneumothorax", lambda: pneumothorax_mask(grid, anatomy))
     measures.update(pneumothorax_measures(grid, ptx))
     measures.update(timed("density", lambda: density_measures(grid, anatomy, ptx)))
-    opacity = timed("opacity_mask", lambda: opacity_mask(grid, anatomy))
-    measures.update(timed("opacity", lambda: opacity_measures(grid, anatomy, opacity)))
     spacing = grid.spacing_zyx
     ext = timed("extended_lungs", lambda: extended_lungs(anatomy, spacing))
+    opacity = timed("opacity_mask", lambda: opacity_mask(grid, anatomy))
+    measures.update(timed("opacity", lambda: opacity_measures(grid, anatomy, opacity, ext)))
     lesions = timed("nodules", lambda: find_lesions(grid, anatomy, settings, ext))
     measures.update(lesion_measures(grid, lesions, settings))
     med = timed("mediastinum", lambda: mediastinum(anatomy, ext))

@@ -4,13 +4,16 @@ On each slice the aorta is a round soft-tissue (or, enhanced, bright) disk; its
 radius is the largest inscribed circle (2-D distance transform) of
 non-fat, non-bone tissue where it is expected:
 - descending: left and in front of the vertebral body, within 55 mm of its
-  centre; where none is found on the left, the right side is searched (a
+  front; where none is found on the left, the right side is searched (a
   right-sided arch descends right of the spine);
-- ascending: the anterior mediastinum right of the midline, on slices above
+- ascending: the anterior mediastinum right of the body's midline, on slices above
   the heart's widest slice and below the arch.
 Thresholds: ascending >= 40 mm and descending >= 30 mm are dilated
 (Hiratzka et al., ACCF/AHA thoracic aortic disease guideline 2010; Erbel et al.,
 ESC aortic guideline 2014 normal values: ascending < 40, descending < 30 mm).
+On enhanced studies the bright lumen is measured (``_lumen_disk``): the wall and
+soft tissue touching it are left out, so the diameter is the luminal one, a little
+(~2-4 mm) below the outer-wall diameter of the guideline limits: a conservative reading.
 The maximal diameter is the 75th percentile of the per-slice diameters, so
 the slices where the aorta merges with the heart or a branch do not decide.
 """
@@ -40,6 +43,14 @@ MIN_DELINEATION = 0.5
 PERCENTILE = 75.0
 """Of the per-slice diameters: high enough for the maximal diameter, robust to the
 few slices where the aortic root or arch merges with the heart or a branch."""
+DESC_NEAR_MM = 55.0
+"""The descending aorta lies within 55 mm of the vertebral body's front (it runs on the
+left-anterior side of the body, centre ~20-40 mm from its front in adults, radius <= ~15 mm)."""
+ENHANCED_LUMEN_HU = 150.0
+"""A lumen above this is enhanced (unenhanced blood 30-60 HU, arterial/venous phase
+aorta 150-500 HU): its bright lumen is measured, without the wall."""
+WALL_HU = 40.0
+"""Aortic wall and the soft tissue around it, unenhanced muscle-like attenuation (30-50 HU)."""
 
 
 def find_aorta(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray, spine: np.ndarray,
@@ -72,27 +83,69 @@ def find_aorta(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray, spine: np.ndar
         # the right side only when the left holds none (right-sided arch).
         left = (xx - sx) * anatomy.left_sign > 0
         ahead = (yy - sy) * anatomy.anterior_sign > -5.0 / dy
-        near = ((yy - sy) * dy) ** 2 + ((xx - sx) * dx) ** 2 <= 55.0 ** 2
+        # Near the vertebral body's front, not the centroid of the whole vertebra: the
+        # neural arch pulls that backwards, and with scoliosis (the spine rotated and
+        # shifted beside the aorta) a circle round it cut the aortic disk (a 22 mm aorta
+        # read as 15 mm on the scoliosis phantom).
+        near = ((yy - sy_front) * dy) ** 2 + ((xx - sx) * dx) ** 2 <= DESC_NEAR_MM ** 2
         base = tissue[k] & med[k] & ~spine[k] & ~heart[k] & ahead & near
         r, c = _largest_disk(base & left, dy, dx, tissue[k] & ~spine[k], r_min=r_min)
         if r < r_min:
             r, c = _largest_disk(base & ~left, dy, dx, tissue[k] & ~spine[k], r_min=r_min)
-        if r_min <= r <= MAX_RADIUS_MM:
-            desc.append(2.0 * r)
+        # The diameter is the lumen's; the mask keeps the whole disk (wall included),
+        # where the wall calcium is looked for.
+        lum = _lumen_disk(grid.hu[k], c, r, dy, dx)[0] if contrast and r >= r_min else r
+        if r_min <= r <= MAX_RADIUS_MM and lum >= r_min:
+            desc.append(2.0 * lum)
             mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
         # Ascending: above the heart's widest slice, front half, right of the spine.
         above = heart_mid is not None and (k - heart_mid) * anatomy.cranial_sign > 0
         if above and heart[k].sum() < 0.5 * heart_area.max():
-            right = (xx - sx) * anatomy.left_sign < 10.0 / dx
+            # Right of the body's midline (the sternum's line), not of the spine, which
+            # scoliosis moves sideways.
+            bx = np.nonzero(anatomy.body[k].any(axis=0))[0]
+            mid = (bx.min() + bx.max()) / 2.0 if bx.size else sx
+            right = (xx - mid) * anatomy.left_sign < 10.0 / dx
             front = (yy - sy_front) * anatomy.anterior_sign > 15.0 / dy
             roi = tissue[k] & med[k] & front
             # The disk may cross the midline; its centre lies right of it (the
             # pulmonary trunk, of similar size, is on the left).
             r, c = _largest_disk(roi, dy, dx, tissue[k], centre_ok=right, r_min=r_min)
-            if r_min <= r <= MAX_RADIUS_MM:
-                asc.append(2.0 * r)
+            lum = _lumen_disk(grid.hu[k], c, r, dy, dx)[0] if contrast and r >= r_min else r
+            if r_min <= r <= MAX_RADIUS_MM and lum >= r_min:
+                asc.append(2.0 * lum)
                 mask[k] |= ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2 <= r * r
     return mask, asc, desc
+
+
+def _lumen_disk(hu: np.ndarray, c: tuple[int, int], r: float, dy: float, dx: float
+                ) -> tuple[float, tuple[int, int]]:
+    """On an enhanced study: the largest disk inside the bright lumen of the disk (r, c).
+
+    The soft-tissue disk also takes in the wall and whatever touches it without a fat
+    plane (oesophagus, azygos vein, pericardial recess), which reads a normal aorta as
+    dilated. The enhanced lumen is bounded at half-way between its own attenuation (the
+    median of the disk's inner half) and soft tissue (``WALL_HU``): the half-maximum edge
+    of a blurred step. A disk whose core is not enhanced (``ENHANCED_LUMEN_HU``) is kept.
+    """
+    yy, xx = np.ogrid[: hu.shape[0], : hu.shape[1]]
+    d2 = ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2
+    core = d2 <= (0.5 * r) ** 2
+    lumen_hu = float(np.median(hu[core]))
+    if lumen_hu < ENHANCED_LUMEN_HU:
+        return r, c
+    # A 3x3 median and hole filling: single noise pixels below the edge level inside a
+    # faintly enhanced (venous) lumen would otherwise cut the inscribed disk.
+    smooth = ndi.median_filter(hu, size=3)
+    lumen = ndi.binary_fill_holes((smooth >= 0.5 * (lumen_hu + WALL_HU))
+                                  & (d2 <= (r + 2.0 * max(dy, dx)) ** 2))
+    labels, _ = ndi.label(lumen)
+    lab = labels[c]
+    if lab == 0:
+        return r, c
+    dist = ndi.distance_transform_edt(labels == lab, sampling=(dy, dx))
+    cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return min(r, float(dist[cy, cx])), (int(cy), int(cx))
 
 
 def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,

@@ -29,6 +29,24 @@ Measured: normal lung ~1 %, the bowel gas of the TotalSegmentator abdomen case
 """
 GAS_MAX_ML = 800.0
 """Gas pockets above this size are kept as lung: an emphysematous lung is larger."""
+SUBPHRENIC_FRACTION = 0.5
+"""An air space apart from the lungs with more than this share of its voxels on slices
+beyond those the lungs span (below the bases) lies under the diaphragm (stomach, colon).
+Anatomy, not a fit: each lung is one air space joined by its airway tree, so at the lung
+threshold a lung's basal recesses are part of its 3-D component; a gas body whose bulk
+(the majority) lies below every lung base can only be abdominal."""
+LUNG_CORE_SHARE = 0.15
+"""Cores of at least this share of the largest are lungs: the smaller lung is >= ~40 % of
+the larger (ICRP 89: left ~45 % of both); the same bound as ``split_left_right``."""
+FREE_GAS_MEAN_HU = -900.0
+"""Mean HU below which an air body is gas, not parenchyma: midway between aerated lung
+(mean about -850 HU, module docstring) and the least dense free gas accepted (real gas
+-1000 HU; the phantom's bowel gas -950 HU)."""
+NECK_EROSIONS = 2
+"""One-voxel erosions (6-connected) that may cut a subphrenic gas body off the lung base.
+Physics: on a 2-3 mm work grid a 2-5 mm diaphragm plus stomach wall between lung and gas
+averages into the air range over one voxel, or two on a 5 mm slice (thick5, a child's
+thin diaphragm); a neck that thin is partial volume, not lung."""
 MIN_COMPONENT_ML = 5.0
 """Air components below this are not lung: one adult lung is 2000-3000 ml (ICRP 89), so
 dropping pieces below 0.2 % of it changes no lung measure, and it removes skin-fold,
@@ -69,7 +87,83 @@ def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold
             free[lab] = True
             continue
         keep[lab] = True
-    return keep[labels], free[labels], tuple(notes)
+    lung, sub = _split_subphrenic(keep[labels], hu, _caudal_end(airway, keep[labels]))
+    if sub.any():
+        notes.append(f"a {float(sub.sum()) * voxel_ml:.0f} ml gas body under the lung bases "
+                     "is abdominal gas, not lung")
+    return lung, free[labels] | sub, tuple(notes)
+
+
+def _split_subphrenic(lung: np.ndarray, hu: np.ndarray, caudal: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(lung, subphrenic gas): air under the lung bases split off by its own 3-D connectivity.
+
+    Stomach or colon gas under a thin diaphragm (a child, or 5 mm slices) can join a lung
+    base, or stay a separate air space that density alone does not tell apart (it is
+    -950 HU on the phantom). Erode until the gas body comes off the lung, give every voxel
+    to its nearest core (as ``split_left_right``); ``_subphrenic_labels`` says which cores
+    are gas bodies.
+    """
+    sub = np.zeros_like(lung)
+    if not lung.any():
+        return lung, sub
+    structure = ndi.generate_binary_structure(3, 1)
+    core = lung
+    for it in range(NECK_EROSIONS + 1):
+        if it:
+            core = ndi.binary_erosion(core, structure=structure)
+        labels, n = ndi.label(core)
+        if n < 2:
+            continue
+        below = _subphrenic_labels(labels, n, hu, caudal)
+        if not below.any():
+            continue
+        markers = np.where(core, labels, 0)
+        nearest = _nearest_label(markers)
+        sub = lung & below[nearest]
+        return lung & ~sub, sub
+    return lung, sub
+
+
+def _caudal_end(airway: np.ndarray, lung: np.ndarray) -> int:
+    """-1 when low slice indices lie towards the feet, +1 when high ones do, 0 unknown.
+
+    The trachea enters the chest at the apices: the end of the slice axis away from the
+    airway's centre (relative to the lungs') is caudal. Without an airway in view (a scan
+    starting below the carina) both ends are searched.
+    """
+    if not airway.any() or not lung.any():
+        return 0
+    z_air = float(np.nonzero(airway.any(axis=(1, 2)))[0].mean())
+    z_lung = float(np.nonzero(lung.any(axis=(1, 2)))[0].mean())
+    return -1 if z_air > z_lung else 1 if z_air < z_lung else 0
+
+
+def _subphrenic_labels(labels: np.ndarray, n: int, hu: np.ndarray, caudal: int) -> np.ndarray:
+    """Per label, whether it is a gas body under the lungs rather than lung.
+
+    ``caudal`` (``_caudal_end``) says which end of the slice axis lies towards the feet.
+
+    The lungs are the labels of at least ``LUNG_CORE_SHARE`` of the largest. A gas body
+    has most of its voxels outside the slices those lungs span (``SUBPHRENIC_FRACTION``)
+    and is emptier than parenchyma (mean below ``FREE_GAS_MEAN_HU``): a lung's own thin
+    basal recess cut off by the erosion is lung-dense and stays lung.
+    """
+    idx = labels.ravel()
+    sizes = np.bincount(idx, minlength=n + 1)
+    sizes[0] = 0
+    mean_hu = np.bincount(idx, weights=hu.ravel(), minlength=n + 1) / np.maximum(sizes, 1)
+    lungs = sizes >= LUNG_CORE_SHARE * sizes.max()
+    lung_z = np.nonzero(np.isin(labels, np.nonzero(lungs)[0]).any(axis=(1, 2)))[0]
+    lo, hi = int(lung_z[0]), int(lung_z[-1])
+    low = np.bincount(labels[:lo].ravel(), minlength=n + 1)
+    high = np.bincount(labels[hi + 1:].ravel(), minlength=n + 1)
+    # caudal: -1 low slice indices are caudal, +1 high ones, 0 unknown (either end).
+    outside = low if caudal < 0 else high if caudal > 0 else low + high
+    out = ((outside > SUBPHRENIC_FRACTION * np.maximum(sizes, 1))
+           & (mean_hu < FREE_GAS_MEAN_HU) & ~lungs)
+    out[0] = False
+    return out
 
 
 def split_left_right(aerated: np.ndarray, body: np.ndarray, left_sign: int

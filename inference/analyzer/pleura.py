@@ -5,6 +5,10 @@
   its chest-wall side, thick enough (opening 4 mm) not to be the partial-volume
   rim of the lung/chest wall interface, measured as a volume. Muscle
   (40-60 HU) and the liver without contrast (50-65 HU) are above the band.
+  Free fluid sinks: most of a collection lies behind the lung on its own
+  slices (``MIN_DEPENDENT_FRACTION``), so the stomach under a lung base (in
+  front of the posterior recesses, or below a base cut by the field of view)
+  is not pleura.
 - Pneumothorax: gas without lung structure (below -970 HU on the ~2 mm
   working grid, where parenchyma and its vessels average -850) along the
   outer lung surface. Paraseptal emphysema and bullae are gas at the surface
@@ -18,8 +22,9 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
+from inference.analyzer.bone import BONE_HU
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm, disk
+from inference.analyzer.morphology import ball_mm, convex_hull_2d, disk
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
 
@@ -55,6 +60,18 @@ MIN_CONTACT_CM2 = 5.0
 p = 0.5 point) spread at most 4 cm thick lies on >= 5 cm2 of lung. Fatty chest-wall
 muscle in the fluid band meets the lung over < 1 cm2 (Lung-PET-CT-Dx: 0.55 cm2;
 the phantom's 300 ml effusion: ~70 cm2)."""
+MIN_DEPENDENT_FRACTION = 0.5
+"""Least share of a collection lying behind (dependent to) the lung on its own slices.
+Physics: fluid is denser than aerated lung, so free pleural fluid in a supine patient
+sinks into the posterior pleural space and the lung floats in front of it (the
+dependent meniscus; a large effusion still lies mostly behind the lung it compresses).
+The stomach and the liver under a lung base lie in front of the posterior costophrenic
+recesses, and below the lung bases (no lung on the slice) nothing is pleural. The
+majority, not a fit; loculated anterior effusions and prone scans are missed."""
+RIB_SEARCH_MM = 15.0
+"""Bone within this of a collection is its ribs: ribs are ~10 mm tall and the
+intercostal spaces ~15-20 mm (Gray's Anatomy), so every point of the chest wall lies
+within ~15 mm of a rib."""
 RECONSTRUCT_STEPS = 4
 """Voxels (~8 mm) a collection is grown back within the fluid band to find its
 face against the lung: the 4 mm opening and the 1.5 mm smoothing shave ~7 mm."""
@@ -102,19 +119,70 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
     # inside that.
     not_pleural = _between_lungs(anatomy) | _each_lung_hull(anatomy)
     inside = np.bincount(labels.ravel(), weights=(not_pleural & fluid).ravel(), minlength=n + 1)
-    keep = (touch >= MIN_CONTACT_CM2) & (inside <= MAX_MEDIASTINAL_FRACTION * size)
+    behind = np.bincount(labels.ravel(), weights=(_behind_lung(anatomy) & fluid).ravel(),
+                         minlength=n + 1)
+    keep = ((touch >= MIN_CONTACT_CM2) & (inside <= MAX_MEDIASTINAL_FRACTION * size)
+            & (behind >= MIN_DEPENDENT_FRACTION * size))
     keep[0] = False
+    keep = _inside_ribs(grid, anatomy, labels, keep)
     return keep[labels]
+
+
+def _inside_ribs(grid: WorkGrid, anatomy: Anatomy, labels: np.ndarray,
+                 keep: np.ndarray) -> np.ndarray:
+    """Keep only collections that lie inside the rib cage: nearer the lung than its ribs.
+
+    The pleural space lies between the lung and the inner surface of the ribs, so an
+    effusion is nearer the lung (median distance) than the bone around it
+    (``RIB_SEARCH_MM``); intercostal and serratus muscle, fatty and in the fluid band
+    once a soft kernel blurs it with fat, lies at or outside the ribs (Lung-PET-CT-Dx
+    A0001, soft variant: muscle 12-20 mm from the lung, its ribs 7-8 mm; the phantom's
+    300 ml effusion 24 mm, its ribs 35 mm). Without bone near it, nothing to judge.
+    """
+    spacing = grid.spacing_zyx
+    ball = ball_mm(RIB_SEARCH_MM, spacing)
+    pad = tuple(n // 2 + 1 for n in ball.shape)
+    from_lung: np.ndarray | None = None
+    keep = keep.copy()
+    for lab in np.nonzero(keep)[0]:
+        sl = ndi.find_objects((labels == lab).astype(np.int8))[0]
+        box = tuple(slice(max(0, s.start - p), s.stop + p) for s, p in zip(sl, pad, strict=True))
+        comp = labels[box] == lab
+        near = (ndi.binary_dilation(comp, structure=ball) & (grid.hu[box] > BONE_HU)
+                & anatomy.body[box])
+        if not near.any():
+            continue
+        if from_lung is None:
+            from_lung = ndi.distance_transform_edt(~anatomy.lungs, sampling=spacing)
+        d = from_lung[box]
+        keep[lab] = float(np.median(d[comp])) < float(np.median(d[near]))
+    return keep
+
+
+def _behind_lung(anatomy: Anatomy) -> np.ndarray:
+    """Voxels posterior to the centroid row of the lungs on their slice (dependent, supine).
+
+    Slices without lung are all False: below the lung bases lies the abdomen. Judged
+    per slice and only from the lungs in view, so a field of view cut in front or behind
+    moves the centroid little compared with the lung's depth.
+    """
+    lungs = anatomy.lungs
+    rows = lungs.sum(axis=2).astype(float)  # [z, y]
+    area = rows.sum(axis=1)
+    y = np.arange(lungs.shape[1], dtype=float)
+    centre = (rows * y[None, :]).sum(axis=1) / np.maximum(area, 1.0)
+    posterior = (y[None, :] > centre[:, None]) if anatomy.anterior_sign < 0 else (
+        y[None, :] < centre[:, None])
+    posterior &= (area > 0)[:, None]
+    return np.broadcast_to(posterior[:, :, None], lungs.shape)
 
 
 def _each_lung_hull(anatomy: Anatomy) -> np.ndarray:
     """Per slice and per lung, its convex hull outside it (what the lung wraps around)."""
-    from skimage.morphology import convex_hull_image
-
     hull = np.zeros_like(anatomy.lungs)
     for lung in (anatomy.lung_left, anatomy.lung_right):
         for k in np.nonzero(lung.any(axis=(1, 2)))[0]:
-            hull[k] |= convex_hull_image(lung[k]) & ~lung[k]
+            hull[k] |= convex_hull_2d(lung[k]) & ~lung[k]
     return hull
 
 

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from ctnode.settings import AnalyzerSettings
-from inference.analyzer.nodules import _axial_axes, _elongation
+from inference.analyzer.nodules import (
+    VESSEL_CALIBRE_MM,
+    CandidateFeatures,
+    _axial_axes,
+    _elongation,
+    hilar_anchors,
+    shape_probability,
+    vessel_share,
+)
+from inference.analyzer.types import Anatomy
 from inference.models.chest_quant import ChestQuantModel
 from tests.inference.analyzer_synth import phantom_case
 
@@ -91,3 +100,63 @@ def test_elongation_tells_tube_from_ball() -> None:
 
 def test_settings_move_the_mass_size() -> None:
     assert AnalyzerSettings(mass_min_mm=25.0).mass_min_mm == 25.0
+
+
+def test_vessel_share_falls_past_the_thickest_pulmonary_artery() -> None:
+    mid, _ = VESSEL_CALIBRE_MM
+    # Segmental vessels (4-7 mm) carry the whole vessel base rate; nothing in the lung
+    # past the descending pulmonary artery's 16 mm upper limit of normal does.
+    assert vessel_share(6.0) > 0.99
+    assert vessel_share(mid) == pytest.approx(0.5)
+    assert vessel_share(16.0) < 0.05 and vessel_share(25.0) < 1e-5
+    shares = [vessel_share(float(d)) for d in np.arange(2.0, 40.0, 0.5)]
+    assert all(a >= b for a, b in zip(shares, shares[1:], strict=False))
+
+
+def _features(inscribed_mm: float, isolation: float = 0.43, near_hilum: bool = False
+              ) -> CandidateFeatures:
+    return CandidateFeatures(isolation, 1.12, 0.5, 1.3 * inscribed_mm, 4.0, near_hilum,
+                             inscribed_mm=inscribed_mm)
+
+
+def test_thick_isolated_blob_is_not_held_to_the_vessel_base_rate() -> None:
+    """A round, fairly isolated blob: as thin as a vessel it is most likely a vessel
+    junction; 38 mm thick (the A0001 adenocarcinoma's inscribed ball) it cannot be one."""
+    assert shape_probability(_features(6.0)) < 0.5
+    assert shape_probability(_features(38.0)) > 0.9
+    # Vessels stay vessels however thick: a blob that continues with its own thickness.
+    assert shape_probability(_features(38.0, isolation=0.95)) < 0.1
+    # And the hila keep their penalty: a lobulated hilum is not called.
+    assert shape_probability(_features(38.0, near_hilum=True)) < 0.5
+
+
+def _anatomy(airway: np.ndarray) -> Anatomy:
+    empty = np.zeros_like(airway)
+    return Anatomy(body=np.ones_like(airway), lung_left=empty, lung_right=empty, airway=airway,
+                   free_gas=empty, cranial_sign=1, left_sign=1, anterior_sign=1)
+
+
+def test_hila_mirrored_when_only_one_main_bronchus_is_tracked() -> None:
+    """Trachea down the midline (x = 70) then one bronchus going out to x = 110: the
+    track ends in that bronchus, whose hilum is there; the other is its mirror image."""
+    aw = np.zeros((60, 20, 140), dtype=bool)
+    aw[20:, 9:12, 68:73] = True  # trachea, slices 20-59 (cranial up)
+    for k in range(0, 20):
+        x = 70 + 2 * (20 - k)
+        aw[k, 9:12, x - 2:x + 3] = True
+    anchors = hilar_anchors(_anatomy(aw), (1.0, 1.0, 1.0))
+    xs = sorted(float(a[2]) for a in anchors)
+    mid = float(np.argwhere(aw)[:, 2].mean())
+    assert len(anchors) == 2
+    assert xs[1] > 90.0 and xs[0] == pytest.approx(2 * mid - xs[1])
+    # A track that ends in the trachea keeps the +-50 mm rule around its end, at
+    # every level from 15 mm below it down to the lung bases (the carina may be lower).
+    tr = np.zeros((140, 20, 140), dtype=bool)
+    tr[100:, 9:12, 68:73] = True
+    anatomy = _anatomy(tr)
+    anatomy.lung_left[10:130, 5:15, 80:130] = True
+    anchors = hilar_anchors(anatomy, (1.0, 1.0, 1.0))
+    assert sorted({float(a[2]) for a in anchors}) == pytest.approx([20.0, 120.0])
+    zs = sorted({float(a[0]) for a in anchors})
+    # (the track's end is the mean of its lowest 15 mm: slice 107.5)
+    assert max(zs) == pytest.approx(107.5 - 15.0) and min(zs) <= 10.0 + 40.0

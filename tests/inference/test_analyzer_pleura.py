@@ -96,3 +96,81 @@ def test_contrast_jet_is_not_metal_but_a_pacemaker_is() -> None:
     with_jet = analyze(volume, AnalyzerSettings()).measures["metal_volume"]
     assert "contrast" in with_jet.note
     assert with_jet.value is not None and with_jet.value > 0.05  # the pacemaker stays metal
+
+
+def _findings(volume):  # type: ignore[no-untyped-def]
+    from ctnode.settings import AnalyzerSettings
+    from inference.analyzer import analyze, map_findings
+
+    settings = AnalyzerSettings()
+    analysis = analyze(volume, settings)
+    return analysis, {f.key: f.probability for f in map_findings(analysis, settings)}
+
+
+@pytest.mark.parametrize("variant", ["", "thick5"])
+def test_child_stomach_bubble_is_not_lung_nor_its_fluid_an_effusion(variant: str) -> None:
+    """Issue 12: on the child-size phantom the stomach gas bubble (-950 HU, under a thin
+    diaphragm) was taken as left lung base and the stomach fluid under it as a 97 ml
+    effusion; on 5 mm slices the bubble joins the lung through the diaphragm."""
+    from inference.analyzer.evaluation import phantom_volume
+    from phantom.variation import IMAGE_VARIANTS
+
+    volume = phantom_volume(phantom.generate_phantom(phantom.small_spec(seed=3, body_scale=0.6)))
+    if variant:
+        volume = IMAGE_VARIANTS[variant](volume)
+    analysis, p = _findings(volume)
+    assert any("abdominal gas, not lung" in n for n in analysis.anatomy.notes)
+    assert analysis.measures["pleural_effusion_volume"].value == 0.0
+    assert p["pleural_effusion"] is not None and p["pleural_effusion"] < 0.1
+
+
+def test_effusion_in_a_cropped_field_of_view_is_still_found() -> None:
+    """The dependent-fluid rule judges each slice by the lungs in view: a 70 % field
+    keeps the posterior collection."""
+    from phantom.presets import lesion_from_text
+    from phantom.variation import IMAGE_VARIANTS
+
+    volume, truth = phantom_case((lesion_from_text("effusion"),), seed=0)
+    analysis, p = _findings(IMAGE_VARIANTS["crop70"](volume))
+    expected = truth["measurements"]["pleural_effusion_ml"]["right"]
+    assert p["pleural_effusion"] is not None and p["pleural_effusion"] > 0.9
+    assert analysis.measures["pleural_effusion_volume_right"].value == pytest.approx(
+        expected, rel=0.35)
+
+
+def test_pericardial_effusion_layer_is_found_on_an_enhanced_phantom() -> None:
+    """A 5 mm layer holds far more than the smallest layer counted (10 ml)."""
+    _, p = _findings(phantom_case((phantom.PericardialEffusion(5.0),), seed=3,
+                                  contrast_phase="venous")[0])
+    assert p["pericardial_effusion"] is not None and p["pericardial_effusion"] > 0.5
+
+
+def _real(name: str, variant: str):  # type: ignore[no-untyped-def]
+    from ctnode.settings import SelectionSettings
+    from phantom.variation import IMAGE_VARIANTS
+    from series_selector import index_path, load_volume, select_series
+    from tests.conftest import shared_case
+
+    index = index_path(shared_case(name))
+    volume = load_volume(index, select_series(index, SelectionSettings()))
+    return IMAGE_VARIANTS[variant](volume) if variant else volume
+
+
+@pytest.mark.parametrize("variant", ["crop50", "crop70", "soft"])
+def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
+    """Issue 12: Lung-PET-CT-Dx A0001 (no effusion) cropped read the stomach under the cut
+    left lung base as a 115 ml effusion (p 0.03 -> 1.0): the stomach lies in front of the
+    posterior recesses, free pleural fluid sinks behind the lung. With a softer kernel
+    (p 0.03 -> 1.0) the stomach and fatty intercostal muscle (outside the ribs) read as
+    153 + 19 ml."""
+    analysis, p = _findings(_real("lungpetctdx_A0001", variant))
+    assert analysis.measures["pleural_effusion_volume"].value == 0.0
+    assert p["pleural_effusion"] is not None and p["pleural_effusion"] < 0.1
+
+
+def test_real_water_density_pocket_is_not_a_pericardial_effusion() -> None:
+    """Issue 12: LIDC-IDRI 0001 cropped to 70 % read one 0.13 ml pocket on the heart as a
+    6 mm pericardial layer (p 0.02 -> 0.88); pericardial fluid is a layer, not a pocket."""
+    analysis, p = _findings(_real("lidc_idri_0001", "crop70"))
+    assert analysis.measures["pericardial_fluid_thickness"].value == 0.0
+    assert p["pericardial_effusion"] is not None and p["pericardial_effusion"] < 0.1

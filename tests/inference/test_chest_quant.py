@@ -141,9 +141,6 @@ def test_abdomen_nifti_is_not_a_chest() -> None:
         ChestQuantModel(AnalyzerSettings()).predict(load_nifti(path))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13: the lesion shape model (isolation and elongation from vessel geometry, "
-    "intercept fitted on phantom spheres) scores this lobulated mass 0.36"))
 def test_real_case_mass_is_called(a0001_output: ModelOutput) -> None:
     mass = {f.key: f for f in a0001_output.findings}["lung_mass"]
     assert mass.probability is not None and mass.probability > 0.5

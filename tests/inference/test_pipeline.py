@@ -121,10 +121,6 @@ def test_real_lung_adenocarcinoma(settings: Settings) -> None:
 
 
 @pytest.mark.real_data
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13: the lesion shape model (isolation and elongation from vessel geometry, "
-    "intercept fitted on phantom spheres) scores this lobulated 56 x 50 mm mass 0.36, "
-    "below the decision threshold; pathology 1 here comes from the coronary calcium"))
 def test_real_adenocarcinoma_is_why_pathology_is_1(settings: Settings) -> None:
     """pathology 1 must hold because of the tumour, not of another finding (this
     patient's coronary calcium alone gives 1): a lesion finding at or above the
