@@ -37,7 +37,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm, crop_box
+from inference.analyzer.morphology import crop_box, open_ball
 from inference.analyzer.nodules import extended_lungs
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
@@ -166,27 +166,6 @@ def opacity_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     keep = sizes >= MIN_OPACITY_ML
     keep[0] = False
     return keep[labels]
-
-
-def open_ball(mask: np.ndarray, radius_mm: float, spacing_zyx: tuple[float, float, float]
-              ) -> np.ndarray:
-    """Opening by a ball of ``radius_mm`` (``ball_mm``): the voxels of ``mask`` covered by
-    a ball that fits inside it. Worked in the mask's box."""
-    out = np.zeros_like(mask)
-    box = crop_box(mask, margin=1)
-    if box is None:
-        return out
-    ball = ball_mm(radius_mm, spacing_zyx)
-    sub = mask[box]
-    centres = ndi.binary_erosion(sub, structure=ball)
-    # The dilation only reaches one ball past the centres (few, when anything survives).
-    near = crop_box(centres, margin=max(ball.shape) // 2 + 1)
-    if near is None:
-        return out
-    opened = np.zeros_like(sub)
-    opened[near] = ndi.binary_dilation(centres[near], structure=ball) & sub[near]
-    out[box] = opened
-    return out
 
 
 def ground_glass_mask(grid: WorkGrid, anatomy: Anatomy, hu: np.ndarray,

@@ -144,8 +144,9 @@ def _inside_ribs(grid: WorkGrid, anatomy: Anatomy, labels: np.ndarray,
     pad = tuple(n // 2 + 1 for n in ball.shape)
     from_lung: np.ndarray | None = None
     keep = keep.copy()
+    boxes = ndi.find_objects(labels)
     for lab in np.nonzero(keep)[0]:
-        sl = ndi.find_objects((labels == lab).astype(np.int8))[0]
+        sl = boxes[lab - 1]
         box = tuple(slice(max(0, s.start - p), s.stop + p) for s, p in zip(sl, pad, strict=True))
         comp = labels[box] == lab
         near = (ndi.binary_dilation(comp, structure=ball) & (grid.hu[box] > BONE_HU)

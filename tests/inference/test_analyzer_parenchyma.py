@@ -7,12 +7,12 @@ import pytest
 
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer import analyze, map_findings
+from inference.analyzer.morphology import open_ball
 from inference.analyzer.parenchyma import (
     GGO_BAND,
     GGO_CORE_RADIUS_MM,
     HIST_MIN,
     lung_histogram,
-    open_ball,
 )
 from inference.analyzer.types import Analysis
 from tests.inference.analyzer_synth import phantom_case, synthetic_chest
