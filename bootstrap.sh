@@ -132,7 +132,8 @@ case "$MODE" in
         install_viewer
         install_astra_weights
         say "running the test suite"
-        exec "$VENV/bin/python" -m pytest "$@"
+        # One worker per core; tests marked real_data share one worker (tests/conftest.py).
+        exec "$VENV/bin/python" -m pytest -n "${CTNODE_TEST_WORKERS:-auto}" --dist loadgroup "$@"
         ;;
     viewer)
         install_viewer

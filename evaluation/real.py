@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,9 @@ from inference.analyzer.types import Analysis
 from series_selector import index_path, load_volume, select_series
 from series_selector.errors import SelectionError
 from series_selector.types import DicomIndex, HUVolume, SelectionReport
+
+Analyser = Callable[[HUVolume, AnalyzerSettings], Analysis]
+"""The analyzer entry point, ``analyze`` unless a caller caches it."""
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def _series_dirs(case: LabelledCase) -> tuple[Path, ...]:
 
 
 def run_real_case(case: LabelledCase, settings: AnalyzerSettings, selection: SelectionSettings,
-                  alternates: bool = True) -> list[RealCaseResult]:
+                  alternates: bool = True, analyse: Analyser = analyze) -> list[RealCaseResult]:
     """The selected series first, then (``alternates``) the other accepted reconstructions."""
     index = index_path(case.root)
     truth = case_truth(case, index)
@@ -116,7 +119,7 @@ def run_real_case(case: LabelledCase, settings: AnalyzerSettings, selection: Sel
             continue
         primary = report.chosen_series_uid == chosen
         if primary or alternates:
-            results.append(_analyse(case, truth, volume, report, settings, primary))
+            results.append(_analyse(case, truth, volume, report, settings, primary, analyse))
     results.sort(key=lambda r: (not r.notes.get("primary") == "yes", r.name))
     return results
 
@@ -129,14 +132,14 @@ def _chosen_uid(index: DicomIndex, selection: SelectionSettings) -> str | None:
 
 
 def _analyse(case: LabelledCase, truth: CaseTruth, volume: HUVolume, report: SelectionReport,
-             settings: AnalyzerSettings, primary: bool) -> RealCaseResult:
+             settings: AnalyzerSettings, primary: bool, analyse: Analyser) -> RealCaseResult:
     chosen = report.chosen
     kernel = chosen.convolution_kernel if chosen else ""
     thick = chosen.slice_thickness_mm if chosen else None
     name = case.name if primary else f"{case.name} ({kernel or 'other'} kernel)"
     t0 = time.perf_counter()
     try:
-        analysis = analyze(volume, settings)
+        analysis = analyse(volume, settings)
     except Exception as exc:  # noqa: BLE001 - a failed case is counted, not dropped
         logger.warning("%s: analysis failed: %s", name, exc)
         return RealCaseResult(name, volume.series_uid, kernel, thick, truth, (),
@@ -160,13 +163,15 @@ def _best_hit(truth: LesionTruth, detections: Sequence[Detection]) -> Detection 
 
 
 def evaluate_real(root: Path, settings: AnalyzerSettings, selection: SelectionSettings,
-                  alternates: bool = True) -> list[RealCaseResult]:
-    """Every labelled case under ``root``; EvaluationError when there is none."""
+                  alternates: bool = True, analyse: Analyser = analyze) -> list[RealCaseResult]:
+    """Every labelled case under ``root``; EvaluationError when there is none.
+
+    ``analyse`` is the analyzer entry point (a caching wrapper in the tests)."""
     cases = discover_cases(root)
     if not cases:
         raise EvaluationError(f"no labelled case (LIDC XML or VOC annotations) under {root}")
     out: list[RealCaseResult] = []
     for case in cases:
         logger.info("real case %s (%s)", case.name, case.kind)
-        out.extend(run_real_case(case, settings, selection, alternates))
+        out.extend(run_real_case(case, settings, selection, alternates, analyse))
     return out

@@ -28,6 +28,15 @@ scaled by slice spacing / 3 mm. Any score above 0 is coronary calcification.
   epicardial fat in its 1-4 mm ring (``MIN_FAT_RING``): contrast swirls in the right
   atrium/ventricle and the vena cava reach any blood-relative threshold, but they are
   ringed by blood, not fat.
+- Aortic wall on enhanced studies: undiluted contrast in the superior vena cava and arm
+  veins (>= 2000 HU, up to the 3071 HU ceiling) casts streaks, bright and dark bands
+  along the rays through it (beam hardening and photon starvation, as metal does;
+  Barrett & Keat, RadioGraphics 2004;24:1679). On both real arterial-phase studies
+  (LIDC-IDRI 0001, 0003) everything the blood-relative threshold found in the aorta was
+  such a streak: a thin bright band in the lumen, 10-18 mm from the vein, pointing at
+  it. A streak is a line through its source, so a candidate that is elongated and
+  whose long axis points at undiluted contrast within ``STREAK_REACH_MM`` is not
+  counted (``_is_streak``); a plaque lies along the wall or is compact.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.bone import large_components
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm
+from inference.analyzer.morphology import ball_mm, dilate, dilate_near, erode
 from inference.analyzer.types import Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -68,6 +77,19 @@ MIN_AREA_MM2 = 1.0
 METAL_HU = 2000.0
 """Calcified plaque stays below ~1500 HU; above 2000 is metal (or undiluted contrast)."""
 METAL_MARGIN_MM = 5.0
+STREAK_MIN_ELONGATION = 2.0
+"""A streak candidate's in-plane long/short axis ratio (square root of the second-moment
+eigenvalue ratio) is at least 2: a line segment, whose direction is defined (geometry: a
+disk or a square of pixels reads 1.0-1.4). The two streaks on the real studies read 3-41."""
+STREAK_MAX_ANGLE_DEG = 30.0
+"""The long axis of a streak points at its source within 30 degrees: a pixelated segment
+of 4-14 pixels has a direction uncertain by about one pixel over its length (atan(1/2) =
+27 degrees for a 2-pixel-wide, 4-pixel-long one); geometry, not fitted."""
+STREAK_REACH_MM = 30.0
+"""Undiluted contrast this close (in-plane) can be a candidate's streak source: the
+superior vena cava lies against the ascending aorta and the arch, and 30 mm spans an
+ascending aorta of normal calibre (< 40 mm, the dilatation limit of ``mapping``) from the
+vein's side to the far wall; the descending aorta is farther from the veins."""
 WALL_MARGIN_MM = 6.0
 MAX_PLAQUE_Z_MM = 25.0
 """Coronary plaques are a few mm to ~15 mm long and follow the vessel around the
@@ -293,6 +315,47 @@ def _iodine_bodies(grid: WorkGrid, pool: np.ndarray) -> np.ndarray:
     return ndi.binary_dilation(dense, iterations=1)
 
 
+def _is_streak(lesion: np.ndarray, dense: np.ndarray, px_mm: float) -> bool:
+    """Whether an in-plane candidate ``lesion`` is a streak from ``dense`` (module doc):
+    elongated, with its long axis pointing at undiluted contrast within reach (the source
+    is a body 10-20 mm across: its nearest pixel need not lie on the streak's line)."""
+    ys, xs = np.nonzero(lesion)
+    if ys.size < 3 or not dense.any():
+        return False
+    cy, cx = float(ys.mean()), float(xs.mean())
+    w, v = np.linalg.eigh(np.cov(np.vstack([ys - cy, xs - cx])))
+    if w[1] < STREAK_MIN_ELONGATION ** 2 * max(float(w[0]), 1.0 / 12.0):
+        return False  # compact (the floor: a one-pixel-wide line's own width, 1/12 px^2)
+    # A line through the source: some undiluted contrast within reach lies along the
+    # long axis (either way), within the angular tolerance.
+    dy, dx = np.nonzero(dense)
+    ry, rx = dy - cy, dx - cx
+    dist = np.hypot(ry, rx)
+    near = (dist > 0) & (dist * px_mm <= STREAK_REACH_MM)
+    if not near.any():
+        return False
+    cos = np.abs(v[0, 1] * ry[near] + v[1, 1] * rx[near]) / dist[near]
+    return bool(cos.max() >= np.cos(np.radians(STREAK_MAX_ANGLE_DEG)))
+
+
+def _without_streaks(calc: np.ndarray, slab: np.ndarray, px_mm: float) -> np.ndarray:
+    """``calc`` (a slab's candidates) less the components that are streaks (``_is_streak``)."""
+    dense = np.asarray((slab >= METAL_HU).any(axis=0), dtype=bool)
+    if not dense.any():
+        return calc
+    labels, _ = ndi.label(calc)
+    out = calc.copy()
+    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        own = (labels[sl] == lab).any(axis=0)
+        mask = np.zeros(calc.shape[1:], dtype=bool)
+        mask[sl[1], sl[2]] = own
+        if _is_streak(mask, dense, px_mm):
+            out[labels == lab] = False
+    return out
+
+
 def _outside_wall(bodies: np.ndarray, wall: np.ndarray) -> np.ndarray:
     """The bodies lying mostly outside the aortic wall shell.
 
@@ -365,8 +428,8 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     # cartilages it touches), away from bone by 5 mm (partial volume of cortex) and
     # from the aortic root (valve calcium is not coronary calcium).
     sp = grid.spacing_zyx
-    inner = ndi.binary_erosion(heart, structure=ball_mm(SHELL_INSIDE_MM, sp))
-    region = ndi.binary_dilation(heart, structure=ball_mm(6.0, sp)) & med & ~inner
+    inner = erode(heart, ball_mm(SHELL_INSIDE_MM, sp))
+    region = dilate(heart, ball_mm(6.0, sp)) & med & ~inner
     thr, f, thr_note = calcium_threshold(grid, pool, region)
     if contrast:
         thr_note += ("; a lesion counts only with epicardial fat around it (contrast swirls "
@@ -378,12 +441,11 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     if contrast:
         bone = (_dense_bodies(grid, thr) | _iodine_bodies(grid, pool)
                 | (spine if spine is not None else False))
-    exclude = (ndi.binary_dilation(bone, structure=ball_mm(5.0, grid.spacing_zyx))
-               | ndi.binary_dilation(aorta, structure=ball_mm(AORTIC_ROOT_MARGIN_MM,
-                                                              grid.spacing_zyx))
+    # Read only inside ``region`` (agatston), so dilated only near it (dilate_near).
+    exclude = (dilate_near(bone, ball_mm(5.0, sp), region)
+               | dilate_near(aorta, ball_mm(AORTIC_ROOT_MARGIN_MM, sp), region)
                # Rib and sternal fragments too small for the bone mask: keep off the wall.
-               | ndi.binary_dilation(chest_wall, structure=ball_mm(WALL_MARGIN_MM,
-                                                                  grid.spacing_zyx)))
+               | dilate_near(chest_wall, ball_mm(WALL_MARGIN_MM, sp), region))
     score, ml, hit = agatston(grid, region, exclude, thr, f, need_fat=contrast)
     leads = _long_lines(hit, grid.spacing_zyx)
     if leads.any():
@@ -443,6 +505,8 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
             good = sizes >= 3
             good[0] = False
             calc = good[labels]
+        if contrast and calc.any():
+            calc = _without_streaks(calc, slab, grid.source.spacing[0])
         n += int(calc.sum())
         if calc.any():
             ys, xs = np.nonzero(calc.any(axis=0))

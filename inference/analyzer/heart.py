@@ -56,6 +56,23 @@ sac and spreads as a layer (first behind the left ventricle, supine). Water-dens
 in a heart mask (unenhanced myocardium or a fat/blood partial volume on an arterial-phase
 study, fluid in a pericardial recess) hold < 1 ml: 0.13 and 0.2 ml on LIDC-IDRI 0001
 (crop70) and 0003, where 4-6 mm pockets read as effusions."""
+BAND_NOISE_HU = 20.0
+"""Noise (``image_noise_hint``) above which the soft-tissue band is read on a smoothed
+copy. Statistics: blood (~40 HU unenhanced) lies 60-70 HU inside the -30..100 HU band;
+at 20 HU noise that is 3 SD, so 0.3 % of blood voxels fall out of the band, and an
+8-mm opening disk (~70 voxels on a 1.7 mm grid) still fits in the ventricles (0.997^70
+= 0.8). At 30 HU (2 SD, 5 % out) hardly any disk fits and the heart falls apart."""
+VENTRICLE_SHARE = 0.10
+"""Share of the thorax's cross-section (lungs and mediastinum) from which the heart is
+tracked as ventricles, where a regrowth or a jump to the right means the liver dome;
+below it (great vessels at the base) a far larger component that holds the heart of the
+slice above continues it (the ventricles, or a sac full of fluid).
+Geometry: the great vessels at the heart's base (aorta <= 40 mm, pulmonary trunk <= 29 mm,
+superior vena cava ~20 mm: Hager 2002, Truong 2012) hold <= 22 cm2, <= 7 % of an adult
+thorax's ~300-400 cm2; the ventricles of a heart a third of the thoracic width wide
+(CTR 0.35, depth ~0.8 of its width, thoracic depth ~0.65 of its width) hold >= 15 %.
+Ratios, so a child's chest scales alike. Checked, not fitted: 6-7 % at the base of the
+256-matrix effusion phantom, 16-48 % at the dome on phantoms and the three real cases."""
 DOME_JUMP_MM = 8.0
 """A heart border that moves this much to the patient's right from one slice to
 the next (going down) has met the liver dome."""
@@ -76,17 +93,18 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     """(heart, contrast): soft tissue of the lower mediastinum, tracked from mid-heart.
 
     The liver dome rises between the lung bases with the same attenuation as
-    the heart and touches it through the diaphragm. So the heart is seeded at
-    ~40 % of lung height (above the dome) and followed slice by slice; an 8 mm
+    the heart and touches it through the diaphragm. So the heart is seeded above
+    the dome (``_seed_slice``) and followed slice by slice (``_track``); an 8 mm
     opening per slice cuts the diaphragm bridge, and a component joins only
-    if it overlaps the heart of the previous slice.
+    if it overlaps the heart of the previous slice. The first track only finds
+    the heart: it is tracked again from its widest slice, so that a seed on the
+    great vessels (an effusion moved it) neither keeps them nor stops at the base.
     """
     empty = np.zeros_like(med)
     lung_slices = np.nonzero(anatomy.lungs.any(axis=(1, 2)))[0]
     if lung_slices.size < 4:
         return empty, False
     ordered = lung_slices if anatomy.cranial_sign > 0 else lung_slices[::-1]
-    n = ordered.size
     both = np.asarray(anatomy.lung_left.any(axis=(1, 2)) & anatomy.lung_right.any(axis=(1, 2)))
     levels = np.asarray([int(k) for k in ordered if both[k]], dtype=np.int64)
     if levels.size < 2:
@@ -105,16 +123,47 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     hi = 600.0 if contrast else SOFT_HU[1]
     # Thresholds on a lightly smoothed copy (sigma 1 voxel, noise SD / ~2.5): at 60 HU
     # noise (sharp kernel, obese, low dose) the raw -30..100 HU band falls apart.
-    hu_s = ndi.gaussian_filter(grid.hu, 1.0) if image_noise_hint(grid) > NOISY_HU else grid.hu
+    hu_s = (ndi.gaussian_filter(grid.hu, 1.0) if image_noise_hint(grid) > BAND_NOISE_HU
+            else grid.hu)
     soft = region & (hu_s >= SOFT_HU[0]) & (hu_s <= hi)
     r = max(1, int(round(8.0 / grid.spacing_zyx[1])))
+    opened = np.zeros_like(soft)
+    for k in levels:
+        opened[k] = ndi.binary_opening(soft[k], structure=disk(r)[0])
     seed_k = _seed_slice(anatomy, levels)
-    heart = empty.copy()
-    heart[seed_k] = _largest_2d(ndi.binary_opening(soft[seed_k], structure=disk(r)[0]))
+    thorax = (anatomy.lungs | med).sum(axis=(1, 2)).astype(float)
+    heart = _track(grid, anatomy, opened, ordered, levels, seed_k, thorax)
+    # A seed at the heart's base (an effusion took lung area at the ventricles' level)
+    # grows down into the ventricles; the heart's widest slice, then, is a surer seed,
+    # and from there the top is where the cross-section narrows into the great vessels.
+    area = heart.sum(axis=(1, 2))
+    if area.any() and int(np.argmax(area)) != seed_k:
+        heart = _track(grid, anatomy, opened, ordered, levels, int(np.argmax(area)), thorax)
+    return heart, contrast
+
+
+def _track(grid: WorkGrid, anatomy: Anatomy, opened: np.ndarray, ordered: np.ndarray,
+           levels: np.ndarray, seed_k: int, thorax: np.ndarray) -> np.ndarray:
+    """The heart followed slice by slice from ``seed_k`` through the opened soft tissue.
+
+    A component joins only if it overlaps the heart of the previous slice, mostly under
+    it. Going down, the heart shrinks towards the apex; growing again, or a sudden
+    widening to the patient's right where the dome rises (once past the widest slice: a
+    sac full of fluid widens that way above it), means the liver dome (or the
+    stomach) has joined: stop there. Those two signs count only once the heart has
+    reached a ventricle's cross-section (``VENTRICLE_SHARE`` of the thorax's, ``thorax``
+    per slice): below the great vessels at the base the heart narrows, then widens into
+    the atria and ventricles in the same way, and a far larger component that holds
+    the heart above (>= 50 % of it) continues it.
+    """
+    heart = np.zeros_like(opened)
+    heart[seed_k] = _largest_2d(opened[seed_k])
     if not heart[seed_k].any():
-        return empty, contrast
+        return heart
+    n = ordered.size
     pos = int(np.nonzero(ordered == seed_k)[0][0])
     allowed = set(levels.tolist())
+    dome_jump = DOME_JUMP_MM / grid.spacing_zyx[2]
     for step in (-1, 1):
         prev = heart[seed_k]
         smallest = largest = float(prev.sum())
@@ -122,27 +171,26 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
         i = pos + step
         while 0 <= i < n and int(ordered[i]) in allowed:
             k = int(ordered[i])
-            opened = ndi.binary_opening(soft[k], structure=disk(r)[0])
-            labels, m = ndi.label(opened)
+            labels, m = ndi.label(opened[k])
             if m == 0:
                 break
             area = np.bincount(labels.ravel())
             over = np.bincount(labels.ravel(), weights=prev.ravel(), minlength=m + 1)
             over[0] = 0
             best = int(np.argmax(over))
-            # The heart continues into the component it overlaps most, if that
-            # component is mostly under the heart of the previous slice.
-            if over[best] < 0.3 * area[best]:
+            ventricles = largest >= VENTRICLE_SHARE * thorax[k]
+            # Below a seed on the great vessels, the sac or the ventricles are far larger
+            # than the previous slice's heart but hold it.
+            if over[best] < 0.3 * area[best] and not (
+                    step < 0 and not ventricles and over[best] >= 0.5 * prev.sum()):
                 break
             cur = labels == best
             area_k = float(cur.sum())
-            # Towards the apex the heart shrinks; growing again means the liver
-            # dome (or the stomach) has joined: stop there. So does a sudden
-            # widening towards the patient's right, where the dome rises.
-            if step < 0 and shrinking and area_k > 1.15 * smallest:
-                break
-            if step < 0 and _right_edge(cur, anatomy.left_sign) - _right_edge(
-                    prev, anatomy.left_sign) > DOME_JUMP_MM / grid.spacing_zyx[2]:
+            past_widest = float(prev.sum()) < largest
+            if step < 0 and ventricles and (
+                    (shrinking and area_k > 1.15 * smallest)
+                    or (past_widest and _right_edge(cur, anatomy.left_sign)
+                        - _right_edge(prev, anatomy.left_sign) > dome_jump)):
                 break
             if step > 0 and area_k < TOP_NARROWING * largest:
                 break
@@ -152,7 +200,7 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
             heart[k] = cur
             prev = cur
             i += step
-    return heart, contrast
+    return heart
 
 
 def image_noise_hint(grid: WorkGrid) -> float:
@@ -176,8 +224,9 @@ def _seed_slice(anatomy: Anatomy, levels: np.ndarray) -> int:
     The lungs are widest just above the diaphragm domes, beside the ventricles; the
     liver dome lies lower (where the lungs shrink) and the great vessels higher. Works
     when only part of the lungs is in view, unlike a fixed fraction of the lung height.
-    Known limit: a large pericardial effusion or heart takes lung area away at the
-    heart's level, and the seed may move up to the great vessels.
+    A large pericardial or pleural effusion takes lung area away at the ventricles'
+    level and the seed moves up to the heart's base; ``heart_mask`` then follows the
+    heart down and seeds again on its widest slice.
     """
     area = (anatomy.lung_left.sum(axis=(1, 2)) + anatomy.lung_right.sum(axis=(1, 2)))
     # The lung area is often flat over several centimetres: take the middle of the slices

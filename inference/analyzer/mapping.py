@@ -16,7 +16,14 @@ Sources of the thresholds:
   kernel and thin sections (Gevenois 1996: 1 mm; Madani et al., Radiology
   2006;238:1036: 1.25 mm), here up to ``LAA_MAX_SLICE_MM`` = 3 mm; a sharp
   kernel (``ImageConditions.kernel_class``) or thicker sections give "not
-  assessed" with the reason, as no harmonisation is applied.
+  assessed" with the reason, as no harmonisation is applied. Nor is it read when
+  the count hinges on sub-2 mm detail: noise (lower dose, den Harder et al.,
+  Eur Radiol Exp 2018) and the overshoot of a sharper kernel than the header
+  says push normal lung below -950 HU voxel by voxel, which an in-plane
+  smoothing of 0.7 mm takes back (``parenchyma.LAA_SMOOTH_MM``); when the
+  probability from LAA%-950 before and after it differs by 0.15 or more
+  (``LAA_SMOOTHING_MAX_DP``) the call is the noise's, not the lung's, and
+  emphysema is "not assessed" with both numbers.
 - Lung opacity: ground glass or consolidation, the probability that either
   is present (1 - (1 - p1)(1 - p2), the two read as independent) from the
   consolidation rule below and the largest ground-glass
@@ -49,7 +56,9 @@ Sources of the thresholds:
   CAC-DRS, Hecht et al. 2018); on a log scale, p = 0.5 at 5, so that single
   noise specks (score ~1-2 on thin noisy slices) stay below 0.5.
 - Arterial wall calcification: aortic wall calcium volume, 0.02 ml at p = 0.5
-  (a 3 mm plaque is 0.014 ml), scale 0.007 ml.
+  (a 3 mm plaque is 0.014 ml), scale 0.007 ml. On enhanced studies the streaks that
+  undiluted contrast in the vena cava casts across the aorta are not counted
+  (``calcium._is_streak``, issue 12).
 - Cardiomegaly: axial cardiothoracic ratio, 0.5 at p = 0.5, scale 0.025.
 - Pericardial effusion: fluid thickness >= 4 mm (normal pericardium <= 2 mm,
   Bogaert & Francone 2013), scale 1 mm.
@@ -69,12 +78,20 @@ from dataclasses import dataclass
 
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer.mapping_math import logistic
+from inference.analyzer.parenchyma import LAA_SMOOTH_MM
 from inference.analyzer.types import Analysis, Measure
 from inference.findings import FINDING_KEYS
 from inference.types import Evidence, FindingResult, Measurement
 
 LAA_MAX_SLICE_MM = 3.0
 """Thickest sections on which LAA%-950 is read against its threshold (module doc)."""
+LAA_SCALE_PCT = 1.5
+"""Width of the emphysema rule in LAA%-950 points: kernel and thickness change LAA% by
+1-3 points (Boedeker et al., Radiology 2004)."""
+LAA_SMOOTHING_MAX_DP = 0.15
+"""Largest change of the emphysema probability that the ``parenchyma.LAA_SMOOTH_MM``
+smoothing may cause for the call to stand: the bound issue 12 sets on a finding's change
+between image variants of one study (a specification, not fitted)."""
 OPACITY_LOG_SCALE = 0.40
 CONSOLIDATION_LOG_SCALE = 0.22
 """Widths (in ln(volume)) of the ground-glass and consolidation rules (phantom physics):
@@ -174,7 +191,24 @@ def _laa_validity(a: Analysis, s: AnalyzerSettings) -> str:
         why.append(f"LAA%-950 is not valid on {thick:g} mm sections (its threshold is "
                    f"read on sections up to {LAA_MAX_SLICE_MM:g} mm; thicker ones average "
                    "emphysematous spaces with the lung around them)")
-    return "; ".join(why)
+    if not why:
+        why.append(_laa_noise_check(a, s))
+    return "; ".join(w for w in why if w)
+
+
+def _laa_noise_check(a: Analysis, s: AnalyzerSettings) -> str:
+    """Why the LAA%-950 call is the noise's (module doc), "" when it is the lung's."""
+    raw, smooth = _val(a, "laa950"), _val(a, "laa950_smoothed")
+    t = s.emphysema_laa950_pct
+    if raw is None or smooth is None:
+        return ""
+    dp = abs(logistic(raw, t, LAA_SCALE_PCT) - logistic(smooth, t, LAA_SCALE_PCT))
+    if dp < LAA_SMOOTHING_MAX_DP:
+        return ""
+    return (f"LAA%-950 reads {raw:.1f} % but {smooth:.1f} % after {LAA_SMOOTH_MM:g} mm "
+            f"smoothing (probability {dp:.2f} apart against the {t:g} % threshold): the "
+            "count is driven by image noise or a sharp kernel (overshoot), not by "
+            "emphysematous spaces; use a soft-kernel, standard-dose series")
 
 
 def _lesion(name: str) -> Score:
@@ -206,8 +240,9 @@ def _bone(a: Analysis, s: AnalyzerSettings) -> float | None:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("emphysema", ("laa950", "laa910", "perc15", "laa_largest_cluster", "image_noise"),
-         _logistic_of("laa950", lambda s: s.emphysema_laa950_pct, 1.5),
+    Rule("emphysema", ("laa950", "laa950_smoothed", "laa910", "perc15", "laa_largest_cluster",
+                       "image_noise"),
+         _logistic_of("laa950", lambda s: s.emphysema_laa950_pct, LAA_SCALE_PCT),
          "LAA%-950 against the 6 % upper limit of normal", _laa_validity),
     Rule("lung_opacity", ("ggo_largest", "consolidation_largest", "opacity_largest",
                           "opacity_fraction", "ggo_fraction", "ggo_fraction_left",
@@ -217,9 +252,11 @@ RULES: tuple[Rule, ...] = (
                            "consolidation_fraction",
                            "consolidation_fraction_left", "consolidation_fraction_right"),
          _CONSOLIDATION, "largest vessel-suppressed -300..+50 HU region"),
-    Rule("lung_nodule", ("nodule_score", "nodule_diameter", "nodule_volume", "nodule_count"),
+    Rule("lung_nodule", ("nodule_score", "nodule_diameter", "nodule_solid_diameter",
+                         "nodule_volume", "nodule_count"),
          _lesion("nodule"), "isolated dense blob of 4-30 mm"),
-    Rule("lung_mass", ("mass_score", "mass_diameter", "mass_volume", "mass_count"),
+    Rule("lung_mass", ("mass_score", "mass_diameter", "mass_solid_diameter", "mass_volume",
+                       "mass_count"),
          _lesion("mass"), "isolated dense lesion of 30 mm or more"),
     Rule("pleural_effusion", ("pleural_effusion_volume", "pleural_effusion_volume_left",
                               "pleural_effusion_volume_right"),
@@ -247,7 +284,7 @@ RULES: tuple[Rule, ...] = (
                                         "descending_aorta_diameter"), _aorta,
          "maximal ascending / descending aortic diameter"),
     Rule("low_vertebral_bone_density", ("vertebral_trabecular_hu",), _bone,
-         "trabecular attenuation of the lowest vertebral bodies"),
+         "trabecular attenuation of L1 (counted from the 12th rib pair)"),
 )
 
 NOT_ASSESSED: dict[str, str] = {

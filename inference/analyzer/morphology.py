@@ -75,6 +75,47 @@ def crop_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | 
     )
 
 
+def dilate(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """``ndi.binary_dilation(mask, structure)``, computed in the mask's bounding box grown
+    by the structure's half-size (nothing outside it can be reached): the same voxels."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = crop_box(mask, margin=max(structure.shape) // 2)
+    if box is not None:
+        out[box] = ndi.binary_dilation(mask[box], structure=structure)
+    return out
+
+
+def erode(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """``ndi.binary_erosion(mask, structure)``, computed in the mask's bounding box: the
+    same voxels (outside the box the mask is empty, as scipy takes the image border)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = crop_box(mask)
+    if box is not None:
+        out[box] = ndi.binary_erosion(mask[box], structure=structure)
+    return out
+
+
+def dilate_near(mask: np.ndarray, structure: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """``ndi.binary_dilation(mask, structure)`` inside the bounding box of ``near``
+    (False outside it): the same voxels there, at a fraction of the cost.
+
+    A voxel's dilation depends only on the mask within the structure's half-size of it,
+    so the box grown by that half-size suffices. Whole-volume dilations of bone or the
+    chest wall by 5-8 mm balls cost seconds, and the callers read them only near the heart.
+    """
+    out = np.zeros(mask.shape, dtype=bool)
+    box = crop_box(near)
+    if box is None:
+        return out
+    grown = tuple(slice(max(0, b.start - h), min(n, b.stop + h))
+                  for b, h, n in zip(box, (s // 2 for s in structure.shape), mask.shape,
+                                     strict=True))
+    dilated = ndi.binary_dilation(mask[grown], structure=structure)
+    out[box] = dilated[tuple(slice(b.start - g.start, b.stop - g.start)
+                             for b, g in zip(box, grown, strict=True))]
+    return out
+
+
 def close_ball(mask: np.ndarray, radius_mm: float, spacing_zyx: tuple[float, float, float],
                coarse_mm: float = 4.0) -> np.ndarray:
     """3-D closing by a ball of ``radius_mm``, via distance transforms on a coarse grid.

@@ -24,8 +24,11 @@ Why this design:
 - Size as readers measure it: the longest axial diameter on the slice of
   largest extent (Bankier et al., Fleischner Society, Radiology 2017;285:584;
   the LIDC readers' outlines), taken at full resolution on the half-way
-  iso-contour between lesion and lung (``reader_axes``). >= 30 mm is a mass
-  (Fleischner glossary, Hansell et al., Radiology 2008;246:697).
+  iso-contour between lesion and lung (``reader_sizes``). A part-solid lesion
+  is measured whole, its adjoining ground glass included, and its solid part
+  is kept as a second measure (Fleischner 2017): the candidate itself is found
+  on its solid part. >= 30 mm is a mass (Fleischner glossary, Hansell et al.,
+  Radiology 2008;246:697).
 """
 
 from __future__ import annotations
@@ -128,6 +131,31 @@ its own atelectasis or consolidation touches less aerated lung: a known limit.""
 SIZE_SCALE_MM = 0.5
 """Width of the size gate: a quarter of the 2 mm work voxel, the partial-volume
 uncertainty of a diameter measured on it."""
+GGO_HU = (-700.0, -300.0)
+"""Ground-glass attenuation (Hansell et al., Radiology 2008;246:697 for the pattern; the
+band of Lederer et al.'s high-attenuation area, AJRCCM 2009, split at -300 HU): the same
+band as ``parenchyma.GGO_BAND``. Its floor is also the edge of ground glass as readers
+outline it, the half-way level between ground glass (-500..-600 HU) and aerated lung."""
+GGO_OPEN_MM = 1.5
+"""Radius of the disk that ground glass adjoining a lesion must hold somewhere on its slice
+(physics of the blurred edge): the rind that every solid structure has in the ground-glass
+band, from its half-way contour out to -700 HU, is ~0.8 sigma of the edge blur plus up to
+one pixel of partial volume wide (~1.5 mm at 0.7-0.8 mm pixels with sigma ~1 mm), narrower
+than a 3 mm disk. On coarse grids the disk is at least 5 pixels wide, wider than the
+3-pixel disk that sets the ground glass's extent (``_ground_glass_part``)."""
+GGO_REACH = 0.5
+"""How far ground glass is followed from the solid part, as a share of the solid part's
+long axis: up to a whole lesion twice the solid part, a consolidation-to-tumour ratio of
+0.5, the limit between solid- and ground-glass-dominant part-solid adenocarcinomas
+(Suzuki et al., JCOG 0201, J Thorac Oncol 2011;6:751). Diffuse ground glass around a
+nodule (infection, dependent density) stops there; a ground-glass-dominant lesion is
+measured short of its whole, a known limit."""
+SUBPLEURAL_MM = 10.0
+"""Depth of the subpleural zone: ground glass that reaches within 10 mm of the pleura
+(the edge of the extended lungs) is not followed as a lesion's margin. Dependent density
+and subpleural lines lie there (the Fleischner glossary's subpleural curvilinear line
+lies less than 1 cm from the pleura, Hansell et al., Radiology 2008;246:697), and the
+chest wall's partial volume on oblique sections."""
 MEASURE_MIN_SCORE = 0.05
 """Candidates below this score are not re-measured at full resolution (compute only:
 they are neither reported nor shown)."""
@@ -196,16 +224,26 @@ def find_lesions(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
     ground-glass nodules are not detected here (a -700 HU pass found the
     dependent lung and vessel partial volume as often as them); their density
     counts towards ``lung_opacity``. Candidates that may be reported are
-    re-measured at full resolution as readers measure (``reader_axes``).
+    re-measured at full resolution as readers measure (``reader_sizes``): the
+    whole lesion, ground-glass component included, and its solid part apart
+    (``SizedLesion``).
     """
-    out = []
+    out: list[Lesion] = []
+    depth: np.ndarray | None = None  # depth (mm) in the extended lungs, when first needed
     for les, feat in lesion_candidates(grid, anatomy, settings, ext):
         les = dataclasses.replace(les, score=candidate_score(feat))
+        solid_long = les.long_axis_mm
         if les.score >= MEASURE_MIN_SCORE:
-            long_ax, short_ax = reader_axes(grid, les, ext)
-            if long_ax > 0:
-                les = dataclasses.replace(les, long_axis_mm=long_ax, short_axis_mm=short_ax)
-        out.append(les)
+            if depth is None:
+                depth = ndi.distance_transform_edt(ext, sampling=grid.spacing_zyx)
+            size = reader_sizes(grid, les, ext, depth)
+            if size.long_axis_mm > 0:
+                les = dataclasses.replace(les, long_axis_mm=size.long_axis_mm,
+                                          short_axis_mm=size.short_axis_mm)
+                solid_long = size.solid_long_axis_mm
+        out.append(SizedLesion(**{f.name: getattr(les, f.name)
+                                  for f in dataclasses.fields(Lesion)},
+                               solid_long_axis_mm=solid_long))
     out.sort(key=lambda les: -les.score)
     return out
 
@@ -411,26 +449,65 @@ def _chord_axes(mask2d: np.ndarray, dy: float, dx: float) -> tuple[float, float]
     return float(extent[i]), float(min(extent[j], extent[i]))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SizedLesion(Lesion):
+    """A candidate measured as readers measure it: ``long_axis_mm`` and ``short_axis_mm``
+    of the whole lesion, ground-glass component included; ``solid_long_axis_mm`` the
+    long axis of its solid part alone (equal for a solid lesion), the second measure
+    Fleischner 2017 asks of a part-solid nodule."""
+
+    solid_long_axis_mm: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSize:
+    """Whole-lesion long and short axial axes, and the solid part's long axis (mm)."""
+
+    long_axis_mm: float
+    short_axis_mm: float
+    solid_long_axis_mm: float
+
+
 def reader_axes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None
                 ) -> tuple[float, float]:
-    """Longest axial diameter and its perpendicular (mm) at full resolution, as readers measure.
+    """Long and short axial axes (mm) of the whole lesion (``reader_sizes``)."""
+    size = reader_sizes(grid, lesion, ext)
+    return size.long_axis_mm, size.short_axis_mm
 
-    The candidate's work-grid core, taken to full resolution, is grown slice by
-    slice inside the half-way iso-contour between the core's median HU and the
-    surrounding aerated lung's (the edge of a blurred step lies where the profile
-    crosses half the step, as a full width at half maximum), by at most the
-    opening radius that cut the core from its surroundings in ``_measure_lesion``:
-    lobulations and spicule bases the opening trimmed come back, attached vessels
-    are not followed further than that. The longest chord over the slices is the
-    long axis (the slice of largest extent). Growth stays inside the extended lungs
-    ``ext`` when given: readers' outlines stop at the pleura, the chest wall and
-    mediastinum beyond it are as dense as the lesion. (0, 0) when no lung level is found.
+
+def reader_sizes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None,
+                 ext_depth: np.ndarray | None = None) -> ReaderSize:
+    """The lesion at full resolution as readers outline it, slice by slice.
+
+    Solid part: the candidate's work-grid core, taken to full resolution, is grown
+    inside the half-way iso-contour between the core's median HU and the surrounding
+    aerated lung's (the edge of a blurred step lies where the profile crosses half
+    the step, as a full width at half maximum), by at most the opening radius that
+    cut the core from its surroundings in ``_measure_lesion``: lobulations and
+    spicule bases the opening trimmed come back, attached vessels are not followed
+    further than that (``_solid_part``).
+
+    Whole lesion: the solid part plus the ground glass that adjoins it
+    (``_ground_glass_part``): readers outline a part-solid nodule whole and report its
+    solid component apart (Bankier et al., Radiology 2017;285:584). Only the slices of
+    the candidate's solid core are measured: ground glass above or below the solid
+    part alone is not, a known limit. ``ext_depth`` (mm from the edge of ``ext``)
+    marks the subpleural zone where ground glass is not followed.
+
+    The longest chord over the slices is the long axis (the slice of largest extent).
+    Growth stays inside the extended lungs ``ext`` when given: readers' outlines stop
+    at the pleura, the chest wall and mediastinum beyond it are as dense as the
+    lesion. Zero sizes when no lung level is found.
     """
     vol = grid.source
     fz, fy, fx = grid.factors
     sx, sy, _ = vol.spacing
     rho = max(0.5 * lesion.radius_mm, min(grid.spacing_zyx))
-    my, mx = int(math.ceil(rho / sy)) + fy, int(math.ceil(rho / sx)) + fx
+    # The crop reaches as far as ground glass may be followed (``GGO_REACH`` of the solid
+    # part, which lies within the candidate's window grown by ``rho``).
+    window = max(lesion.box[4] - lesion.box[1], lesion.box[5] - lesion.box[2])
+    reach = rho + GGO_REACH * (window * max(grid.spacing_zyx[1:]) + 2.0 * rho)
+    my, mx = int(math.ceil(reach / sy)) + fy, int(math.ceil(reach / sx)) + fx
     z0, y0, x0, z1, y1, x1 = full_bbox(lesion.box, grid)
     ny, nx = vol.shape[1], vol.shape[2]
     oy, ox = min(my, y0), min(mx, x0)
@@ -438,29 +515,91 @@ def reader_axes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None
     up = np.repeat(np.repeat(np.repeat(lesion.mask, fz, axis=0), fy, axis=1), fx, axis=2)
     core = np.zeros(hu.shape, dtype=bool)
     core[:, oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = up[: z1 - z0, : y1 - y0, : x1 - x0]
-    lung = hu < -500
+    # The lung level is read within ``rho`` of the candidate's window: the lung next to it.
+    ry, rx = int(math.ceil(rho / sy)) + fy, int(math.ceil(rho / sx)) + fx
+    near = (slice(None), slice(oy - min(ry, oy), oy + (y1 - y0) + ry),
+            slice(ox - min(rx, ox), ox + (x1 - x0) + rx))
+    lung = hu[near] < -500
     if not core.any() or not lung.any():
-        return 0.0, 0.0
-    level = (float(np.median(hu[core])) + float(np.median(hu[lung]))) / 2.0
-    inside = hu >= level
-    if ext is not None:
-        wz0, wy0, wx0, wz1 = lesion.box[0], (y0 - oy) // fy, (x0 - ox) // fx, lesion.box[3]
-        wy1, wx1 = -(-(y0 - oy + hu.shape[1]) // fy), -(-(x0 - ox + hu.shape[2]) // fx)
-        e = np.repeat(np.repeat(np.repeat(ext[wz0:wz1, wy0:wy1, wx0:wx1], fz, axis=0),
+        return ReaderSize(0.0, 0.0, 0.0)
+    level = (float(np.median(hu[core])) + float(np.median(hu[near][lung]))) / 2.0
+    wz0, wy0, wx0, wz1 = lesion.box[0], (y0 - oy) // fy, (x0 - ox) // fx, lesion.box[3]
+    wy1, wx1 = -(-(y0 - oy + hu.shape[1]) // fy), -(-(x0 - ox + hu.shape[2]) // fx)
+    sy0, sx0 = (y0 - oy) - wy0 * fy, (x0 - ox) - wx0 * fx
+
+    def full(work: np.ndarray) -> np.ndarray:
+        m = np.repeat(np.repeat(np.repeat(work[wz0:wz1, wy0:wy1, wx0:wx1], fz, axis=0),
                                 fy, axis=1), fx, axis=2)
-        sy0, sx0 = (y0 - oy) - wy0 * fy, (x0 - ox) - wx0 * fx
-        inside &= e[: hu.shape[0], sy0:sy0 + hu.shape[1], sx0:sx0 + hu.shape[2]]
-    steps = max(1, int(math.ceil(rho / min(sx, sy))))
+        return m[: hu.shape[0], sy0:sy0 + hu.shape[1], sx0:sx0 + hu.shape[2]]
+
+    allowed = full(ext) if ext is not None else np.ones(hu.shape, dtype=bool)
+    inside = (hu >= level) & allowed
+    band = (hu >= GGO_HU[0]) & ~inside & allowed
+    subpleural = ~allowed
+    if ext_depth is not None:
+        subpleural |= full(ext_depth) < SUBPLEURAL_MM
+    pix = min(sx, sy)
+    steps = max(1, int(math.ceil(rho / pix)))
+    slices = np.nonzero(core.any(axis=(1, 2)))[0]
+    solid = {int(k): _solid_part(core[k] & inside[k], inside[k], steps) for k in slices}
+    solid_axes = {k: _chord_axes(m, sy, sx) for k, m in solid.items() if m.any()}
+    if not solid_axes:
+        return ReaderSize(0.0, 0.0, 0.0)
+    solid_long = max(a[0] for a in solid_axes.values())
     best = (0.0, 0.0)
-    for k in np.nonzero(core.any(axis=(1, 2)))[0]:
-        seed = core[k] & inside[k]
-        if not seed.any():
+    for k, m in solid.items():
+        if not m.any():
             continue
-        grown = ndi.binary_dilation(seed, iterations=steps, mask=inside[k])
-        axes = _chord_axes(grown, sy, sx)
+        whole = m | _ground_glass_part(m, band[k], subpleural[k], pix,
+                                       GGO_REACH * solid_long)
+        axes = _chord_axes(whole, sy, sx)
         if axes[0] > best[0]:
             best = axes
-    return best
+    return ReaderSize(best[0], best[1], solid_long)
+
+
+def _solid_part(seed: np.ndarray, inside: np.ndarray, steps: int) -> np.ndarray:
+    """The seed grown by ``steps`` pixels inside the half-way contour (one slice)."""
+    if not seed.any():
+        return seed
+    return ndi.binary_dilation(seed, iterations=steps, mask=inside)
+
+
+def _ground_glass_part(solid: np.ndarray, band: np.ndarray, subpleural: np.ndarray,
+                       pix_mm: float, reach_mm: float) -> np.ndarray:
+    """Ground glass adjoining the solid part on one slice, at most ``reach_mm`` from it.
+
+    ``band`` is the ground-glass attenuation below the solid part's half-way contour.
+    The blur puts a rind of it around every solid structure, the solid part itself,
+    vessels and bronchial walls included; an opening with a disk as wide as
+    ``GGO_OPEN_MM`` removes those rinds and keeps ground glass thicker than them.
+    What survives and comes within the opening radius (the rind it removed) of the
+    solid part belongs to the lesion, unless it reaches into the ``subpleural`` zone
+    (``SUBPLEURAL_MM``): ground-glass attenuation there is dependent density or the
+    partial volume of the chest wall on an oblique section, which readers leave out.
+    """
+    if not band.any():
+        return band
+    # Two openings: the extent is what a 3-pixel disk covers (no rind of one or two
+    # pixels holds it); a region counts only where it also holds the core disk, wider
+    # than the rind in mm and, on coarse grids, at least 5 pixels wide.
+    ggo = ndi.binary_opening(band, structure=_disk(1))
+    core = ndi.binary_opening(ggo, structure=_disk(max(2, int(round(GGO_OPEN_MM / pix_mm)))))
+    if not core.any():
+        return core
+    near = ndi.binary_dilation(solid, structure=_disk(1), iterations=2)
+    labels, n = ndi.label(ggo)
+    touching = np.intersect1d(np.unique(labels[near & ggo]), np.unique(labels[core]))
+    pleural = np.unique(labels[subpleural & ggo])
+    keep = np.isin(labels, np.setdiff1d(touching[touching > 0], pleural))
+    within = ndi.distance_transform_edt(~solid) * pix_mm <= reach_mm
+    return keep & within
+
+
+def _disk(r: int) -> np.ndarray:
+    """A 2-D disk structuring element of radius ``r`` pixels."""
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return np.asarray(yy ** 2 + xx ** 2 <= r * r + r)
 
 
 def lesion_measures(grid: WorkGrid, lesions: list[Lesion],
@@ -479,6 +618,10 @@ def lesion_measures(grid: WorkGrid, lesions: list[Lesion],
         out[f"{name}_diameter"] = Measure(
             f"{name}_diameter", best.long_axis_mm if best else 0.0, "mm",
             f"longest axial diameter of the most {what}-like candidate")
+        out[f"{name}_solid_diameter"] = Measure(
+            f"{name}_solid_diameter", _solid_long(best), "mm",
+            f"longest axial diameter of the solid part of the most {what}-like candidate "
+            "(the whole lesion less its ground-glass component)")
         out[f"{name}_volume"] = Measure(
             f"{name}_volume", best.volume_ml if best else 0.0, "ml",
             f"volume of the most {what}-like candidate")
@@ -488,11 +631,21 @@ def lesion_measures(grid: WorkGrid, lesions: list[Lesion],
     return out
 
 
+def _solid_long(lesion: Lesion | None) -> float:
+    """The solid part's long axis (the whole lesion's when it was not measured apart)."""
+    if lesion is None:
+        return 0.0
+    return lesion.solid_long_axis_mm if isinstance(lesion, SizedLesion) else lesion.long_axis_mm
+
+
 def _lesion_evidence(grid: WorkGrid, lesion: Lesion, what: str) -> Evidence:
     full = lesion_mask(grid, [lesion], min_score=0.0)
+    solid = _solid_long(lesion)
+    part = (f" (solid part {solid:.0f} mm)"
+            if 0.0 < solid < lesion.long_axis_mm - SIZE_SCALE_MM else "")
     return component_evidence(
         grid, full,
-        f"{what} candidate {lesion.long_axis_mm:.0f} x {lesion.short_axis_mm:.0f} mm, "
+        f"{what} candidate {lesion.long_axis_mm:.0f} x {lesion.short_axis_mm:.0f} mm{part}, "
         f"{lesion.mean_hu:.0f} HU, score {lesion.score:.2f}",
         diameter_mm=lesion.long_axis_mm)
 

@@ -2,21 +2,38 @@
 
 Pickhardt et al. (Ann Intern Med 2013;158:588): L1 trabecular attenuation
 <= 110 HU is ~90 % specific for osteoporosis, <= 160 HU ~90 % sensitive, at
-120 kVp. The threshold was published for L1, so L1 is measured or nothing:
+120 kVp. The threshold was published for L1, so L1 is measured or nothing.
 
-- L1 is found from the image, not from a position in the lungs: L1 is the first
-  vertebral body below the lowest rib-bearing vertebra (T12). A slice bears ribs
-  when bone lies on both sides of the spine in the band 3.2-5.5 vertebral-body
-  radii from its centre and behind the body's centre (rib necks and angles; the
-  transverse processes end closer, lumbar ones included, at ~40-45 mm in adults).
-  Vertebral bodies are separated by their discs (no bone above 200 HU there).
-- The ROI is the centre of the vertebral body (the thickest part of the vertebra),
-  kept away from the cortex; the value is the median over L1's slices.
-- Not covered (no rib-bearing level, or L1 below the field of view): value None
-  with the reason. Eleven or thirteen rib pairs, or a lumbarised/sacralised
-  segment, shift the count by one level (known limit of counting by ribs).
-- kVp other than 120: divided by the calcium kVp factor (hydroxyapatite; the marrow's
-  fat is ignored), and the note says so.
+L1 is found from the image content, anchored on the spinal canal (never on the spine's
+bone mask, which an enhanced aorta can join):
+
+- The canal: the hole the vertebral arch closes around the cord, followed along z
+  (``_canal``).
+- The ribs: bone lateral to the vertebra, labelled in 3-D; each rib's most medial part
+  is its costovertebral end, and its z is the level of the vertebra it articulates
+  with. The lowest rib-bearing vertebra is T12 (``_rib_heads``). The lowest ribs slope
+  down beside L1-L2, so counting rib *slices* (the old rule) puts T12 too low; counting
+  rib *heads* does not.
+- The discs: along a box inside the vertebral bodies, in front of the canal, a disc is a
+  dip between two close dense endplates (``_body_profile``, ``_discs``); a faint
+  (osteoporotic) body's middle is a dip too, but its endplates are a body's height apart.
+- The discs repeat every vertebral pitch (measured from the two lowest rib levels, then
+  from neighbouring discs): T12/L1 is the first disc of that grid below T12's rib head,
+  L1/L2 the next; a disc too thin to be resolved is taken where the grid puts it, and
+  the note says how many of L1's two discs were seen.
+- L1's mid-body is measured (the central 40 % of its height, an ROI in the body's centre
+  away from the cortex, all full-resolution pixels pooled, median).
+
+Not covered: the lowest rib at the scan's lower edge (the scan ends at T12 or above),
+or L1's lower disc not in view: value None with that reason. The count assumes 12
+rib-bearing vertebrae. Numerical variants (11 or 13 rib-bearing vertebrae, or 4 or 6
+lumbar ones) occur in several per cent of people (~8 % on whole-spine MRI, Tins &
+Balain, Insights Imaging 2016; Carrino et al., Radiology 2011) and shift the level by
+one; a chest CT cannot see them (it does not reach the sacrum), so the note says that
+L1 was counted from the ribs, and when the lowest rib was seen on one side only (a
+hypoplastic 12th rib, or a 13th) the note says so, as a lower-confidence count.
+kVp other than 120: divided by the calcium kVp factor (hydroxyapatite; the marrow's fat
+is ignored), and the note says so.
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.calcium import calcium_kvp_factor
 from inference.analyzer.evidence import component_evidence
+from inference.analyzer.morphology import open_ball
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -46,11 +64,81 @@ still show each disc as a gap between bodies."""
 TRABECULAR_MAX_HU = 400.0
 """Trabecular bone stays below ~350 HU even in young adults; an ROI above 400 HU is on an
 endplate (cortex) and is skipped."""
-RIB_BAND = (3.2, 5.5)
-"""Rib band, in vertebral-body inscribed radii from its centre (adult ~48-80 mm)."""
-RIB_RUN_FRACTION = 0.5
-"""A vertebral level is rib-bearing when at least half of its slices show rib in the band: a
-majority vote over slices (robust to one missing slice), not a clinical constant."""
+PITCH_MM = 25.0
+"""One thoracolumbar vertebra plus its disc, T10-L2 (body ~22-28 mm + disc ~5-10 mm;
+Panjabi, Spine 1991 and 1992): the z window for the canal median and the body profile."""
+MIN_BODY_MM = 12.0
+"""Two discs are at least 12 mm (x body-size unit) apart: a T10-L2 body is 20-28 mm tall in
+adults (Panjabi, Spine 1992), about half that in a small child."""
+DISC_DEPTH_HU = 40.0
+"""A disc's box reads at least 40 HU below the endplates on either side of it: cortical
+endplates raise their slices by 100-200 HU over a disc; the box mean's noise is a few HU
+(~50 voxels at 15-40 HU SD), so 40 HU is far above chance."""
+CANAL_AREA_MM2 = (60.0, 600.0)
+"""Thoracolumbar canal ~14-18 mm deep and 15-24 mm wide, ~170-350 mm2 (Panjabi, Spine 1991,
+1992); the bounds (x unit^2) are wide so that a small or partly closed hole still counts and
+a body's whole marrow (~800-1200 mm2) does not."""
+CANAL_MAX_HU = 100.0
+"""The canal holds CSF (0-15 HU), cord (30-40 HU) and epidural fat (-100 HU); its mean on
+the work grid stays below 100 HU even with the bony ring's partial volume (35-70 HU
+measured on the real cases). Normal trabecular marrow is 150-250 HU, so a marrow hole in
+the body's cortex is not taken for the canal (an osteoporotic one can be: the canal is
+the most posterior hole, and the median over a pitch outvotes single slices)."""
+CANAL_SMOOTH_MM = 25.0
+"""The canal anchor is the running median over one vertebral pitch (PITCH_MM): the arch
+closes around the canal on the pedicle slices of every vertebra."""
+CANAL_RADIUS_MM = 8.0
+"""Half the thoracolumbar canal's depth (~14-18 mm, Panjabi 1991/1992): its centre lies
+this far behind the vertebral body's posterior cortex."""
+BODY_BOX = (0.15, 0.8)
+"""The body box spans 15-80 % of the body depth in front of the canal: inside the body,
+short of its anterior cortex, so the aorta lying on the body's front stays out."""
+BODY_HALF_W_MM = 12.0
+"""Half-width of the body box: T10-L2 bodies are 35-50 mm wide (Panjabi 1991/1992), so
++-12 mm stays inside the body and clear of the rib heads and psoas."""
+DISC_MAX_HU = 120.0
+"""Physics: a disc is hydrated fibrocartilage (water with collagen and proteoglycans),
+~70-110 HU at 120 kVp; normal trabecular bone reads 150-250 HU. A box inside a closed
+cortical ring (``RING_FILL``) reads at least this + ``DISC_DEPTH_HU``: an osteoporotic
+body's marrow is as faint as a disc, its cortex is not."""
+MAX_DISC_SPAN_MM = 12.5
+"""Endplate to endplate across a T11-L2 disc: the disc is 5-9 mm tall, plus up to one
+2.5 mm slice of partial volume (12.5 mm, x body-size unit); across a body it is the body's
+height, >= 20 mm in adults (Panjabi, Spine 1992; the phantom's body is 16.8 mm). On
+LIDC-0001, whose marrow reads ~90 HU, the endplates flank its discs 7.5-10 mm apart and
+its body middles 20-22 mm apart (a check, not the source)."""
+RING_FILL = 0.9
+"""A box is inside a closed cortical ring when the ring's filled interior covers 90 % of it
+(all of it but a rim voxel or two where the ring runs close to the box)."""
+RIB_EXCLUDE_MM = 28.0
+"""Bone within 28 mm of the canal's midline is the vertebra: the body (half-width 18-25 mm
+at T10-L2), the articular pillars (facets, ~15-25 mm out; fused from level to level on a
+2 mm grid, they would join all the ribs into one) and the roots of the transverse
+processes (Panjabi, Spine 1991 and 1992). Beyond it, each rib (neck onwards) and each
+transverse process's tip is its own 3-D component."""
+RIB_MAX_RADIUS_MM = 8.0
+"""A rib is a flat bar ~6-10 mm thick and 10-15 mm tall: no ball of radius 8 mm fits in
+it, while one fits in the enhanced aorta or a bowel loop filled with oral contrast."""
+RIB_SLAB_MM = (25.0, 60.0)
+"""Ribs are followed from 25 mm in front of the canal's centre (the heads, on the body's
+posterolateral corner) to 60 mm behind it (the rib angles); anterior bone (sternum,
+costal cartilage, contrast in bowel and vessels) is outside."""
+RIB_MEDIAL_MAX_MM = 50.0
+"""A rib's medial end (head and neck, resting on the transverse process) lies within the
+transverse processes' span, <= ~45 mm from the midline; bone starting further out is a
+scapula or a rib's lateral arc."""
+RIB_REACH_MM = 55.0
+"""Transverse processes end <= ~45 mm from the midline in adults, lumbar ones included
+(L1-L3 bitransverse width ~70-90 mm, Panjabi 1992); a rib runs on beyond 55 mm. A 12th rib
+shorter than that is missed (see the module docstring on rib-count variants)."""
+RIB_MIN_ELONGATION = 2.5
+"""A rib beyond the transverse processes is a bar >= 30 mm long and <= 12 mm thick, so the
+spread of its voxels along its long axis is >= 2.5 times that across it (for a uniform bar
+the ratio of the two SDs is length / thickness); a piece of an organ that crosses 200 HU
+(an enhanced kidney's cortex, 1.4-1.5 on LIDC-0001) is not a bar."""
+RIB_HEAD_MM = 4.0
+"""The medial end of a rib component is its voxels within 4 mm (two work voxels) of its
+most medial point: the z of the articulation, not of one noisy voxel."""
 
 
 def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
@@ -87,142 +175,343 @@ def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
 
 
 def _unit(grid: WorkGrid, anatomy: Anatomy) -> float:
-    """Body-size factor (0.5..1): the widest lung extent over an adult thorax."""
-    dx = grid.spacing_zyx[2]
-    ks = np.nonzero(anatomy.lungs.any(axis=(1, 2)))[0]
-    if ks.size == 0:
-        return 1.0
-    w = max(float(np.ptp(np.nonzero(anatomy.lungs[k].any(axis=0))[0])) * dx for k in ks)
-    return float(np.clip(w / ADULT_THORAX_MM, 0.5, 1.0))
+    """Body-size factor (0.5..1): the widest lung extent over an adult thorax.
 
-
-def _bodies(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
-            ) -> dict[int, tuple[float, int, int]]:
-    """Slices through a vertebral body: slice -> (body radius mm, ROI centre row, col).
-
-    The spine mask also holds the neural arch, on disc levels too. What tells a body
-    slice is how far forward bone reaches in front of the spine: the body's anterior
-    cortex is there at any bone density (the trabecular bone of an osteoporotic body
-    is as faint as a disc, 70-110 HU), a disc (no cortex) is not. A slice is a body
-    slice when that front lies within 8 mm x unit of the most anterior front within
-    +-25 mm x unit of z. The ROI centre sits 45 % of the body depth behind the front.
-    Only bone connected to the spine counts, in a +-8 mm strip around its midline.
+    When the widest lung slice touches the image's edge (a tight field of view cuts the
+    lungs), its width is only a lower bound, and a cut width would shrink an adult's
+    vertebra to a child's (the ROI then moves off the body's centre): the adult unit (1).
     """
-    dy, dx, dz = grid.spacing_zyx[1], grid.spacing_zyx[2], grid.spacing_zyx[0]
-    a = anatomy.anterior_sign
-    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
-    depth_px = BODY_DEPTH_MM * unit / dy
-    half_w = max(1, int(round(8.0 * unit / dx)))
-    eight = np.ones((3, 3), dtype=bool)
-    front: dict[int, tuple[float, int]] = {}
-    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
-        rows, cols = np.nonzero(spine[k])
-        cx = int(round(float(np.median(cols))))
-        lead = float(rows.max() if a > 0 else rows.min())  # the spine's own front row
-        # Bone connected to the spine (the body's cortical ring joins the pedicles even
-        # when its trabecular core is faint); enhanced blood and noise specks in front of
-        # the spine are not connected to it through bone.
-        labels, _ = ndi.label(anatomy.body[k] & ((grid.hu[k] > thr) | spine[k]), structure=eight)
-        ids = np.unique(labels[spine[k]])
-        conn = np.isin(labels, ids[ids > 0])
-        lo_c, hi_c = max(0, cx - half_w), min(grid.shape[2], cx + half_w + 1)
-        strip = conn[:, lo_c:hi_c]
-        rr = np.nonzero(strip.any(axis=1))[0]
-        ahead = rr[(rr - lead) * a >= 0] if rr.size else rr
-        ahead = ahead[np.abs(ahead - lead) <= 1.6 * depth_px]
-        f = float(ahead.max() if a > 0 else ahead.min()) if ahead.size else lead
-        front[int(k)] = (f * a * dy, cx)  # larger = more anterior
-    out: dict[int, tuple[float, int, int]] = {}
-    win = max(1, int(round(25.0 * unit / dz)))
-    r_body = 0.45 * BODY_DEPTH_MM * unit
-    for k, (f, cx) in front.items():
-        near = [front[j][0] for j in range(k - win, k + win + 1) if j in front]
-        if f < max(near) - 8.0 * unit:
-            continue
-        row = f / dy * a - a * 0.45 * depth_px
-        cy = int(round(row))
-        if 0 <= cy < grid.shape[1]:
-            out[k] = (r_body, cy, cx)
-    return out
-
-
-def _rib_slices(grid: WorkGrid, anatomy: Anatomy, bodies: dict[int, tuple[float, int, int]],
-                r_ref: float) -> list[int]:
-    """Slices with bone on both sides in the rib band behind the vertebral body's centre."""
-    dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
-    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
-    yy, xx = np.ogrid[: grid.shape[1], : grid.shape[2]]
-    out = []
-    for k, (_, cy, cx) in bodies.items():
-        lateral = np.abs(xx - cx) * dx
-        post = (yy - cy) * dy * (-anatomy.anterior_sign)
-        band = ((lateral >= RIB_BAND[0] * r_ref) & (lateral <= RIB_BAND[1] * r_ref)
-                & (post >= -0.5 * r_ref) & (post <= 4.0 * r_ref))
-        bone = band & anatomy.body[k] & (grid.hu[k] > thr)
-        if (bone & (xx < cx)).sum() >= 1 and (bone & (xx > cx)).sum() >= 1:
-            out.append(k)
-    return out
+    dx = grid.spacing_zyx[2]
+    best, cut = 0.0, False
+    for k in np.nonzero(anatomy.lungs.any(axis=(1, 2)))[0]:
+        lung = anatomy.lungs[k]
+        w = float(np.ptp(np.nonzero(lung.any(axis=0))[0])) * dx
+        if w > best:
+            best = w
+            cut = anatomy.edge is not None and bool((lung & anatomy.edge).any())
+    if best == 0.0 or cut:
+        return 1.0
+    return float(np.clip(best / ADULT_THORAX_MM, 0.5, 1.0))
 
 
 def _kvp(grid: WorkGrid) -> float | None:
     return getattr(getattr(grid.source, "acquisition", None), "kvp", None)
 
 
+def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
+           ) -> dict[int, tuple[float, float]]:
+    """Spinal canal centre (row, col) per slice of the spine, smoothed along z.
+
+    The canal is the hole that the vertebral arch closes around the cord on the pedicle
+    slices: a hole of ``CANAL_AREA_MM2`` in the spine's bone, the most posterior one
+    (an osteoporotic body's faint marrow can also be a hole in its cortex, in front).
+    Slices where the arch is open (discs, foramina) take the running median of their
+    neighbours, so the anchor follows the spine's curve and never the aorta, which lies
+    in front of the body and can join the spine's bone mask when enhanced.
+    """
+    dz, dy, dx = grid.spacing_zyx
+    a = anatomy.anterior_sign
+    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
+    lo_a, hi_a = (v * unit ** 2 / (dy * dx) for v in CANAL_AREA_MM2)
+    found: dict[int, tuple[float, float]] = {}
+    win = max(1, int(round(CANAL_SMOOTH_MM * unit / dz)))
+    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
+        # The spine's box over one pitch: one slice's spine mask may hold only a piece.
+        near = spine[max(0, k - win):k + win + 1].any(axis=0)
+        rows, cols = np.nonzero(near)
+        r0, r1 = rows.min(), rows.max() + 1
+        c0, c1 = cols.min(), cols.max() + 1
+        hu = grid.hu[k, r0:r1, c0:c1]
+        bone = ndi.binary_closing(hu > thr, iterations=1)
+        holes = ndi.binary_fill_holes(bone) & ~bone
+        labels, n = ndi.label(holes)
+        best: tuple[float, float] | None = None
+        for lab in range(1, n + 1):
+            hole = labels == lab
+            hr, hc = np.nonzero(hole)
+            if not lo_a <= hr.size <= hi_a or float(hu[hole].mean()) > CANAL_MAX_HU:
+                continue
+            cand = (float(hr.mean()) + r0, float(hc.mean()) + c0)
+            if best is None or (cand[0] - best[0]) * a < 0:  # more posterior
+                best = cand
+        if best is not None:
+            found[int(k)] = best
+    if len(found) < 3:
+        return {}
+    ks = np.array(sorted(found))
+    rr = np.array([found[k][0] for k in ks])
+    cc = np.array([found[k][1] for k in ks])
+    # Running median over a pitch at the slices where the canal was seen, then linear
+    # interpolation between them (the canal is a smooth tube), held constant up to two
+    # pitches beyond the first and last seen (where a tight field of view cuts the arch).
+    rs = np.array([np.median(rr[np.abs(ks - k) <= win]) for k in ks])
+    cs_ = np.array([np.median(cc[np.abs(ks - k) <= win]) for k in ks])
+    out: dict[int, tuple[float, float]] = {}
+    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
+        if not ks[0] - 2 * win <= k <= ks[-1] + 2 * win:
+            continue
+        out[int(k)] = (float(np.interp(k, ks, rs)), float(np.interp(k, ks, cs_)))
+    return out
+
+
+def _body_profile(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, float]],
+                  unit: float) -> dict[int, float]:
+    """Per slice: how bony the vertebral column is in front of the canal (HU).
+
+    The mean HU of a box inside the vertebral body: ``BODY_BOX`` of the body's depth in
+    front of the canal, +-``BODY_HALF_W_MM`` across. It holds marrow and endplates on
+    body slices and disc on disc slices, and stays short of the body's front, so the
+    aorta lying on it (enhanced: 200-400 HU) stays out. A box inside a closed cortical
+    ring (``RING_FILL``) is a body slice whatever its marrow's density: an osteoporotic
+    body (50-110 HU) reads as faint as a disc, its cortex does not; such a slice counts
+    as ``DISC_MAX_HU`` + ``DISC_DEPTH_HU`` at least.
+    """
+    dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
+    a = anatomy.anterior_sign
+    f = calcium_kvp_factor(_kvp(grid))
+    thr = CORTEX_HU * f
+    ringed_hu = (DISC_MAX_HU + DISC_DEPTH_HU) * f
+    depth = BODY_DEPTH_MM * unit
+    near = (CANAL_RADIUS_MM * unit + BODY_BOX[0] * depth) / dy
+    far = (CANAL_RADIUS_MM * unit + BODY_BOX[1] * depth) / dy
+    hw = BODY_HALF_W_MM * unit / dx
+    m = int(round(depth / dy))  # the ring closes around the box within a body's depth
+    out: dict[int, float] = {}
+    for k, (cr, cc) in canal.items():
+        r_lo, r_hi = sorted((cr + a * near, cr + a * far))
+        r0, r1 = int(round(r_lo)), int(round(r_hi)) + 1
+        c0, c1 = int(round(cc - hw)), int(round(cc + hw)) + 1
+        if r0 < 0 or c0 < 0 or r1 > grid.shape[1] or c1 > grid.shape[2]:
+            continue
+        w0, w1 = max(0, r0 - m), min(grid.shape[1], r1 + m)
+        v0, v1 = max(0, c0 - m), min(grid.shape[2], c1 + m)
+        win = grid.hu[k, w0:w1, v0:v1]
+        filled = ndi.binary_fill_holes(ndi.binary_closing(win > thr, iterations=1))
+        box = (slice(r0 - w0, r1 - w0), slice(c0 - v0, c1 - v0))
+        value = float(win[box].mean())
+        if float(filled[box].mean()) >= RING_FILL:
+            value = max(value, ringed_hu)
+        out[k] = value
+    return out
+
+
+def _rib_heads(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, float]],
+               unit: float) -> list[tuple[float, int]]:
+    """(slice of the articulation, side +-1) of every rib beside the spine.
+
+    Ribs are labelled in 3-D as bone lateral to the vertebra (more than
+    ``RIB_EXCLUDE_MM`` from the canal's midline, which cuts each rib from the
+    vertebra near its head and the transverse processes from the arch) in a slab
+    around the canal (``RIB_SLAB_MM``), less thick bodies (``RIB_MAX_RADIUS_MM``). A
+    component is a rib when its medial end lies within ``RIB_MEDIAL_MAX_MM`` of the
+    midline, it reaches beyond ``RIB_REACH_MM`` (no transverse process does) and it is a
+    bar (``RIB_MIN_ELONGATION``; an enhanced kidney's cortex is not). Its most medial part
+    is its costovertebral end, and the slices there are its level: a rib slopes down as
+    it runs laterally, so the lateral parts of the lowest ribs lie beside L1-L2 while
+    their heads stay at T12.
+    """
+    dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
+    a = anatomy.anterior_sign
+    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
+    ks = sorted(canal)
+    k0, k1 = ks[0], ks[-1] + 1
+    yy, xx = np.ogrid[: grid.shape[1], : grid.shape[2]]
+    lateral = np.zeros((k1 - k0, grid.shape[1], grid.shape[2]), dtype=np.float32)
+    slab = np.zeros(lateral.shape, dtype=bool)
+    for k in ks:
+        cr, cc = canal[k]
+        lat = np.abs(xx - cc) * dx
+        ahead = (yy - cr) * dy * a
+        lateral[k - k0] = np.broadcast_to(np.sign(xx - cc) * lat, lateral.shape[1:])
+        slab[k - k0] = ((lat > RIB_EXCLUDE_MM * unit) & (ahead <= RIB_SLAB_MM[0] * unit)
+                        & (ahead >= -RIB_SLAB_MM[1] * unit))
+    bone = slab & anatomy.body[k0:k1] & (grid.hu[k0:k1] > thr)
+    # Thick bodies are not ribs: an enhanced kidney or aorta, a bowel loop with oral
+    # contrast (a 2-voxel rim is left off with them).
+    blobs = open_ball(bone, RIB_MAX_RADIUS_MM * unit, grid.spacing_zyx)
+    bone &= ~ndi.binary_dilation(blobs, iterations=2)
+    labels, n = ndi.label(bone)
+    out: list[tuple[float, int]] = []
+    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        comp = labels[sl] == lab
+        lat = lateral[sl][comp]
+        side = 1 if float(np.median(lat)) > 0 else -1
+        dist = np.abs(lat)
+        if dist.min() > RIB_MEDIAL_MAX_MM * unit or dist.max() < RIB_REACH_MM * unit:
+            continue
+        pts = np.argwhere(comp) * np.asarray(grid.spacing_zyx)
+        sd = np.sqrt(np.clip(np.sort(np.linalg.eigvalsh(np.cov(pts.T)))[::-1], 1e-6, None))
+        if sd[0] < RIB_MIN_ELONGATION * sd[1]:
+            continue  # not a bar: a piece of an organ (an enhanced kidney)
+        zs = np.nonzero(comp)[0] + sl[0].start + k0
+        medial = dist <= dist.min() + RIB_HEAD_MM * unit
+        out.append((float(np.mean(zs[medial])), side))
+    return out
+
+
+def _endplate(profile: dict[int, float], k: int, step: int, w: int) -> int | None:
+    """The nearest endplate from the dip at ``k`` towards ``step``: the first slice
+    within ``w`` reading ``DISC_DEPTH_HU`` above the dip, climbed to its local maximum."""
+    j = k + step
+    while j in profile and abs(j - k) <= w and profile[j] < profile[k] + DISC_DEPTH_HU:
+        j += step
+    if j not in profile or abs(j - k) > w:
+        return None
+    while j + step in profile and abs(j + step - k) <= w and profile[j + step] > profile[j]:
+        j += step
+    return j
+
+
+def _discs(profile: dict[int, float], dz: float, unit: float) -> list[int]:
+    """Disc centres (slices): dips of the body profile between two close endplates.
+
+    A disc is a local minimum of the profile with a dense endplate on each side, the two
+    at most ``MAX_DISC_SPAN_MM`` apart and both reading ``DISC_DEPTH_HU`` above it. The
+    middle of a body is also a dip when its marrow is faint (osteoporosis), but its two
+    endplates are a body's height apart. The deepest discs win; two discs are a body
+    apart (``MIN_BODY_MM``).
+    """
+    span = MAX_DISC_SPAN_MM * unit
+    w = max(1, int(np.ceil(span / dz)))
+    cands: list[tuple[float, int]] = []
+    for k, v in profile.items():
+        if v > min(profile.get(k - 1, v), profile.get(k + 1, v)):
+            continue  # not a local minimum
+        up = _endplate(profile, k, 1, w)
+        down = _endplate(profile, k, -1, w)
+        if up is None or down is None or (up - down) * dz > span + 1e-6:
+            continue
+        cands.append((min(profile[up], profile[down]) - v, k))
+    gap = MIN_BODY_MM * unit / dz
+    chosen: list[int] = []
+    for _, k in sorted(cands, reverse=True):
+        if all(abs(k - c) >= gap for c in chosen):
+            chosen.append(k)
+    return sorted(chosen)
+
+
+def _ribs_cut(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, float]],
+              unit: float, z12: float) -> bool:
+    """Whether the image's edge cuts the rib slab beside the spine below ``z12``: a rib
+    lower down could then be missed (``RIB_REACH_MM`` on either side must be in view)."""
+    dx = grid.spacing_zyx[2]
+    reach = RIB_REACH_MM * unit / dx
+    cs = anatomy.cranial_sign
+    for k, (cr, cc) in canal.items():
+        if (k - z12) * cs >= 0:
+            continue
+        r = int(round(cr))
+        for c in (int(round(cc - reach)), int(round(cc + reach))):
+            if not 0 <= c < grid.shape[2]:
+                return True
+            if anatomy.edge is not None and anatomy.edge[min(max(r, 0), grid.shape[1] - 1), c]:
+                return True
+    return False
+
+
+def _rib_pitch(heads: list[tuple[float, int]], z12: float, dz: float, unit: float,
+               cs: int) -> float:
+    """Vertebral pitch (slices) at T12: from the lowest rib head to the next one up."""
+    default = PITCH_MM * unit / dz
+    above = [(z - z12) * cs for z, _ in heads if (z - z12) * cs >= 0.5 * default]
+    if above and 0.5 * default <= min(above) <= 1.6 * default:
+        return float(min(above))
+    return default
+
+
 def find_l1(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
             ) -> tuple[list[int], dict[int, tuple[float, int, int]], str]:
-    """(L1's slices, vertebral-body slices, reason when L1 is not identified)."""
+    """(L1's mid-body slices, ROI per slice, why not identified / how it was counted).
+
+    T12 is the lowest rib-bearing vertebra (the lowest rib head, ``_rib_heads``); L1 is
+    the body between the first disc below T12's rib head and the next disc below it, on
+    the grid of discs one vertebral pitch apart (module docstring).
+    """
     unit = _unit(grid, anatomy)
-    if grid.spacing_zyx[0] > MAX_SLICE_MM * unit + 0.01:
-        return [], {}, (f"slices of {grid.spacing_zyx[0]:.1f} mm are too thick to separate "
+    dz = grid.spacing_zyx[0]
+    if dz > MAX_SLICE_MM * unit + 0.01:
+        return [], {}, (f"slices of {dz:.1f} mm are too thick to separate "
                         "the vertebrae by their discs, so L1 cannot be counted")
-    bodies = _bodies(grid, anatomy, spine, unit)
-    if len(bodies) < 3:
-        return [], bodies, "no vertebral bodies found"
-    r_ref = float(np.median([v[0] for v in bodies.values()]))
-    cs = anatomy.cranial_sign
-    # Order cranial -> caudal.
-    order = sorted(bodies, key=lambda k: -k * cs)
-    ribs = set(_rib_slices(grid, anatomy, bodies, r_ref))
-    # Runs of consecutive body slices (discs break them): one run per vertebral body.
-    runs: list[list[int]] = []
-    for k in order:
-        if runs and abs(k - runs[-1][-1]) == 1:
-            runs[-1].append(k)
-        else:
-            runs.append([k])
-    # The runs must look like vertebrae: most spine slices are body slices and a body
-    # is 12-35 mm (x unit) tall. Otherwise bodies and discs were not told apart.
-    n_spine = int(spine.any(axis=(1, 2)).sum())
-    heights = [len(r) * grid.spacing_zyx[0] for r in runs if len(r) >= 2]
-    if (len(bodies) < 0.5 * n_spine or not heights
-            or not 12.0 * unit <= float(np.median(heights)) <= 35.0 * unit):
-        return [], bodies, ("the vertebral bodies could not be told from their discs on this "
-                            "image, so the levels (and L1) were not identified")
-    # T12: the lowest body with ribs beside it on at least half of its slices (the lowest
-    # rib slopes down laterally and may reach the top of L1 on a slice or two).
-    bearing = [i for i, r in enumerate(runs)
-               if len(r) >= 2 and sum(k in ribs for k in r) >= RIB_RUN_FRACTION * len(r)]
-    if not bearing:
-        return [], bodies, "no rib-bearing vertebra identified, so L1 cannot be counted"
-    below = runs[bearing[-1] + 1:]
-    if not below:
-        return [], bodies, ("L1 not identified: ribs lie beside the spine down to the last "
-                            "vertebra in view (the scan ends at T12, or low ribs reach below it)")
-    l1 = below[0]
+    canal = _canal(grid, anatomy, spine, unit)
+    if not canal:
+        return [], {}, "the spinal canal was not found, so the vertebrae could not be counted"
+    a, cs = anatomy.anterior_sign, anatomy.cranial_sign
+    dy = grid.spacing_zyx[1]
+    depth = BODY_DEPTH_MM * unit
+    centre = (CANAL_RADIUS_MM * unit + 0.5 * depth) / dy
+    bodies = {k: (0.45 * depth, int(round(cr + a * centre)), int(round(cc)))
+              for k, (cr, cc) in canal.items()}
+    heads = _rib_heads(grid, anatomy, canal, unit)
+    if not heads:
+        return [], bodies, ("no rib-bearing vertebra in the field of view, so T12 and L1 "
+                            "cannot be counted")
     last = 0 if cs > 0 else grid.shape[0] - 1  # the most caudal slice
-    # L1 bears no ribs: flags are allowed only on its top third (the 12th rib sloping
-    # down); ribs lower in it, or on a body cut by the scan's end, mean the lowest
-    # rib-bearing level is not certain (the scan may end in the thoracic spine).
-    low_part = l1[(len(l1) + 2) // 3:]
-    if any(k in ribs for k in low_part) or (last in l1 and any(k in ribs for k in l1)):
-        return [], bodies, ("the lowest rib-bearing vertebra is not in the field of view, "
-                            "so L1 cannot be counted")
-    if last in l1:
-        # Without the disc below it, the body might be a thoracic one whose ribs fall
-        # between the slices; and Pickhardt's ROI needs the body's centre.
-        return [], bodies, ("the vertebral body counted as L1 is cut by the end of the scan "
-                            "(its disc below is not in view)")
-    return l1, bodies, ""
+
+    def below(z: float) -> float:
+        """Slices from z down to the scan's caudal end."""
+        return (z - last) * cs
+
+    z12, _ = min(heads, key=lambda h: h[0] * cs)  # the lowest articulation: T12
+    pitch = _rib_pitch(heads, z12, dz, unit, cs)
+    end = min(canal, key=lambda k: k * cs)  # the most caudal slice where the spine is followed
+    if (end - last) * cs > pitch:
+        return [], bodies, ("the spinal canal could not be followed to the caudal end of "
+                            "the scan (the field of view cuts the spine), so L1 cannot be "
+                            "counted")
+    last = end
+    if below(z12) < 0.5 * pitch:
+        return [], bodies, ("L1 is not in the field of view: the scan ends at the lowest "
+                            "rib-bearing vertebra (T12 or above)")
+    if _ribs_cut(grid, anatomy, canal, unit, z12):
+        return [], bodies, ("the field of view is too narrow to follow the ribs beside the "
+                            "spine below the lowest rib found, so T12 and L1 cannot be "
+                            "counted")
+    profile = _body_profile(grid, anatomy, canal, unit)
+    discs = _discs(profile, dz, unit)
+    near = sorted(d for d in discs if abs(d - z12) <= 2.5 * pitch)
+    if not near:
+        if below(z12) < pitch + 1:
+            return [], bodies, ("L1 is not in the field of view: the scan ends within one "
+                                "vertebra below the lowest rib in view (T12 or above)")
+        return [], bodies, ("no disc was found near the lowest rib, so L1 was not "
+                            "identified (bodies and discs not told apart)")
+    # The discs repeat every pitch: refine the pitch from neighbouring discs, anchor the
+    # grid on the disc nearest the rib head, and snap each expected disc to a found one.
+    steps = [b - a for a, b in zip(near, near[1:], strict=False)
+             if 0.6 * pitch <= b - a <= 1.6 * pitch]
+    if steps:
+        pitch = float(np.median(steps))
+    anchor = min(near, key=lambda d: abs(d - z12))
+    n = np.floor((z12 - anchor) * cs / pitch + 1e-6)  # grid steps from anchor up to z12
+
+    def snap(g: float) -> float:
+        close = [d for d in near if abs(d - g) <= 0.25 * pitch]
+        return float(min(close, key=lambda d: abs(d - g))) if close else g
+
+    top = snap(anchor + cs * n * pitch)  # T12/L1: the first expected disc below the head
+    if (z12 - top) * cs <= 0:
+        top = snap(top - cs * pitch)
+    bottom = snap(top - cs * pitch)  # L1/L2
+    found = sum(any(abs(d - g) < 1e-6 for d in near) for g in (top, bottom))
+    how = ("between the T12/L1 and L1/L2 discs" if found == 2 else
+           f"one disc pitch ({pitch * dz:.0f} mm) below T12's rib head grid, {found} of its "
+           "two discs resolved")
+    if below(bottom) < 1.0:
+        return [], bodies, ("L1 is not wholly in the field of view: the scan ends less "
+                            "than two vertebrae below the lowest rib in view (the L1/L2 "
+                            "disc is not in view)")
+    # Pickhardt's ROI is on the mid-body: the central 40 % of the slices between the discs.
+    mid, half = 0.5 * (top + bottom), max(0.5, 0.2 * abs(top - bottom))
+    l1 = sorted((k for k in canal if abs(k - mid) <= half), key=lambda k: -k * cs)
+    sides = {side for z, side in heads if abs(z - z12) <= 0.5 * pitch}
+    note = (f"L1 = the body {how}, the first below the lowest rib-bearing vertebra "
+            "(T12), counted from 12 rib pairs")
+    if len(sides) < 2:
+        note += ("; the lowest rib was seen on one side only (a short 12th or an extra "
+                 "rib?), so the count is less certain")
+    return l1, bodies, note
 
 
 def vertebral_measures(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
@@ -237,33 +526,37 @@ def vertebral_measures(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
         return {name: Measure(name, None, unit, "L1 trabecular attenuation",
                               note=f"not assessed: {why}")}
     dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
-    values: list[float] = []
+    values: list[np.ndarray] = []
     roi_mask = np.zeros_like(spine)
     vox = grid.source.voxels
     fz, fy, fx = grid.factors
     yy, xx = np.ogrid[: spine.shape[1], : spine.shape[2]]
     for k in l1:
         r, cy, cx = bodies[k]
-        roi = (((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2) <= (0.5 * r) ** 2
-        roi_mask[k] = roi
-        ys, xs = np.nonzero(roi)
-        patch = vox[k * fz:(k + 1) * fz][:, (ys * fy).clip(0, vox.shape[1] - 1),
-                                          (xs * fx).clip(0, vox.shape[2] - 1)]
-        v = float(np.median(patch))
-        if v <= TRABECULAR_MAX_HU * calcium_kvp_factor(_kvp(grid)):
-            values.append(v)  # above: an endplate (cortex), not trabecular bone
+        roi_mask[k] = (((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2) <= (0.5 * r) ** 2
+        # Every full-resolution pixel of the ROI (Pickhardt's ROI is drawn on the image).
+        fcy, fcx = cy * fy + (fy - 1) / 2.0, cx * fx + (fx - 1) / 2.0
+        ry, rx = 0.5 * r / (dy / fy), 0.5 * r / (dx / fx)
+        y0, y1 = max(0, int(fcy - ry)), min(vox.shape[1], int(fcy + ry) + 2)
+        x0, x1 = max(0, int(fcx - rx)), min(vox.shape[2], int(fcx + rx) + 2)
+        fyy, fxx = np.ogrid[y0:y1, x0:x1]
+        disk = ((fyy - fcy) / ry) ** 2 + ((fxx - fcx) / rx) ** 2 <= 1.0
+        patch = vox[k * fz:(k + 1) * fz, y0:y1, x0:x1][:, disk]
+        if patch.size and float(np.median(patch)) <= (
+                TRABECULAR_MAX_HU * calcium_kvp_factor(_kvp(grid))):
+            values.append(patch.ravel())  # above: an endplate (cortex), not trabecular bone
     if not values:
         return {name: Measure(name, None, unit, "L1 trabecular attenuation",
                               note="not assessed: only endplates of L1 on the slices")}
-    value = float(np.median(values))
+    value = float(np.median(np.concatenate(values)))
     kvp = _kvp(grid)
     f = calcium_kvp_factor(kvp)
-    note = ("L1 = first vertebral body below the lowest rib-bearing vertebra (T12), "
-            f"{len(l1)} slice(s)")
+    note = f"{why}; {len(l1)} mid-body slice(s)"
     if f != 1.0:
         value /= f
         note += f"; corrected from {kvp:g} kVp to 120 kVp (hydroxyapatite factor {f:.2f})"
     ev = (component_evidence(grid, roi_mask, "L1 trabecular ROI"),)
     return {name: Measure(name, value, unit,
-                          "trabecular attenuation of the L1 vertebral body (median of slices)",
+                          "trabecular attenuation of the L1 vertebral body (median over its "
+                          "mid-body ROI)",
                           ev, note=note)}

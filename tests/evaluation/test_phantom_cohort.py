@@ -16,12 +16,16 @@ from evaluation.phantom_eval import CohortReport, evaluate_cohort
 
 pytest.importorskip("phantom")
 
-# finding -> cases right out of 8 when measured (sensitivity x pos + specificity x neg)
+# finding -> cases right out of 8 when measured (sensitivity x pos + specificity x neg).
+# Last regenerated after the heart tracking of issue 12 (heart.py): lung_mass 5 -> 8,
+# cardiomegaly 6 -> 8, low bone density 4 -> 7 (L1 from the ribs), pericardial 3 -> 4;
+# arterial wall 4 -> 3 (case 5, sharp arterial, now counts 0.028 ml on the descending
+# aorta against the 0.02 ml limit) and coronary 7 -> 6.
 MEASURED_RIGHT = {
-    "lung_nodule": 5, "lung_mass": 5, "lung_opacity": 5, "consolidation": 5,
-    "pleural_effusion": 8, "pneumothorax": 7, "pericardial_effusion": 3, "emphysema": 2,
-    "coronary_artery_wall_calcification": 7, "arterial_wall_calcification": 5,
-    "medical_material": 6, "low_vertebral_bone_density": 4, "cardiomegaly": 6,
+    "lung_nodule": 5, "lung_mass": 8, "lung_opacity": 5, "consolidation": 5,
+    "pleural_effusion": 8, "pneumothorax": 7, "pericardial_effusion": 4, "emphysema": 2,
+    "coronary_artery_wall_calcification": 6, "arterial_wall_calcification": 3,
+    "medical_material": 6, "low_vertebral_bone_density": 7, "cardiomegaly": 8,
     "thoracic_aortic_dilatation": 7,
 }
 

@@ -7,10 +7,13 @@ import pytest
 
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer.nodules import (
+    GGO_HU,
     VESSEL_CALIBRE_MM,
     CandidateFeatures,
     _axial_axes,
+    _chord_axes,
     _elongation,
+    _ground_glass_part,
     hilar_anchors,
     shape_probability,
     vessel_share,
@@ -160,3 +163,56 @@ def test_hila_mirrored_when_only_one_main_bronchus_is_tracked() -> None:
     zs = sorted({float(a[0]) for a in anchors})
     # (the track's end is the mean of its lowest 15 mm: slice 107.5)
     assert max(zs) == pytest.approx(107.5 - 15.0) and min(zs) <= 10.0 + 40.0
+
+
+def _blurred_slice(solid_r: float, ggo: np.ndarray | None = None, size: int = 96,
+                   sigma_px: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """A 0.8 mm-pixel slice: a solid disk (0 HU) in aerated lung (-870 HU), optionally a
+    ground-glass (-550 HU) region, blurred as a scanner blurs; (HU, solid part)."""
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[:size, :size]
+    disk = (yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= solid_r ** 2
+    hu = np.full((size, size), -870.0)
+    if ggo is not None:
+        hu[ggo] = -550.0
+    hu[disk] = 0.0
+    hu = ndi.gaussian_filter(hu, sigma_px)
+    level = (0.0 - 870.0) / 2.0
+    return hu, hu >= level
+
+
+def test_a_solid_nodule_has_no_ground_glass_part() -> None:
+    """The blur rind of a solid nodule lies in the ground-glass band: it must not count."""
+    hu, solid = _blurred_slice(12.0)
+    band = (hu >= GGO_HU[0]) & ~solid
+    assert band.any()  # the rind is there...
+    ggo = _ground_glass_part(solid, band, np.zeros_like(solid), 0.8, 20.0)
+    assert not ggo.any()  # ...and is not taken for ground glass
+
+
+def test_a_part_solid_nodule_is_measured_whole() -> None:
+    """A 20 mm solid part with ground glass 8 mm thick on one side: whole ~28 mm."""
+    yy, xx = np.mgrid[:96, :96]
+    halo = ((yy - 48) ** 2 + (xx - 48) ** 2 <= 22.5 ** 2) & (xx < 48)
+    hu, solid = _blurred_slice(12.5, halo)
+    band = (hu >= GGO_HU[0]) & ~solid
+    ggo = _ground_glass_part(solid, band, np.zeros_like(solid), 0.8, 20.0)
+    solid_long, _ = _chord_axes(solid, 0.8, 0.8)
+    whole_long, _ = _chord_axes(solid | ggo, 0.8, 0.8)
+    # (the half-way level against the lung lies farther out against ground glass)
+    assert solid_long == pytest.approx(20.0, abs=2.0)
+    assert whole_long == pytest.approx(36.0, abs=2.5)
+    # Followed no farther than the reach (a share of the solid part's long axis).
+    near = _ground_glass_part(solid, band, np.zeros_like(solid), 0.8, 2.0)
+    assert _chord_axes(solid | near, 0.8, 0.8)[0] <= solid_long + 2 * 2.0 + 1.6
+    # Ground glass that reaches the subpleural zone is dependent density: left out.
+    subpleural = np.zeros_like(solid)
+    subpleural[:, :30] = True
+    assert not _ground_glass_part(solid, band, subpleural, 0.8, 20.0).any()
+
+
+def test_ground_glass_band_agrees_with_parenchyma() -> None:
+    from inference.analyzer.parenchyma import GGO_BAND
+
+    assert GGO_HU == GGO_BAND

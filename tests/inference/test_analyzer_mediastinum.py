@@ -167,22 +167,15 @@ def test_aorta_of_a_child_of_a_right_sided_arch_and_with_scoliosis() -> None:
 
 
 def _real(name: str, variant: str = ""):  # type: ignore[no-untyped-def]
-    from ctnode.settings import SelectionSettings
-    from inference.analyzer import map_findings
-    from phantom.variation import IMAGE_VARIANTS
-    from series_selector import index_path, load_volume, select_series
-    from tests.conftest import shared_case
+    """(analysis, probabilities) of a shared case's variant, from the session cache."""
+    from tests.conftest import real_analysis
 
-    index = index_path(shared_case(name))
-    volume = load_volume(index, select_series(index, SelectionSettings()))
-    if variant:
-        volume = IMAGE_VARIANTS[variant](volume)
-    analysis = analyze(volume, AnalyzerSettings())
-    p = {f.key: f.probability for f in map_findings(analysis, AnalyzerSettings())}
-    return analysis, p
+    r = real_analysis(name, variant)
+    return r.analysis, r.probabilities
 
 
 @pytest.mark.parametrize("variant", ["", "crop50"])
+@pytest.mark.real_analysis
 def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None:
     """Issue 13: on LIDC-IDRI 0003 (pulmonary-arterial phase: undiluted contrast in the vena
     cava and right atrium, unenhanced left heart) contrast swirls at the cavo-atrial
@@ -201,6 +194,7 @@ def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None
     assert p["thoracic_aortic_dilatation"] < 0.2
 
 
+@pytest.mark.real_analysis
 def test_real_contrast_swirls_do_not_make_a_large_calcium_score() -> None:
     """Issue 13: LIDC-IDRI 0001 scored Agatston 771 almost all from contrast mixing in the
     right atrium and ventricle (lesions ringed by blood); what is left are lesions in the

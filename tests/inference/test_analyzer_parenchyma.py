@@ -140,16 +140,13 @@ def test_phantom_ground_glass_is_found_where_it_is() -> None:
 
 
 @pytest.mark.parametrize("name", ["lungpetctdx_A0001", "lidc_idri_0001", "lidc_idri_0003"])
+@pytest.mark.real_analysis
 def test_real_chest_without_opacity_scores_low(name: str) -> None:
     """Issue 13: no reader marked ground glass or consolidation on these cases; the old rule
     scored 0.997, 0.93 and 0.98 (hilar vessel bundles, a nodule, and the ground-glass
     margin of the Lung-PET-CT-Dx adenocarcinoma, which is part of the mass)."""
-    from ctnode.settings import SelectionSettings
-    from series_selector import index_path, load_volume, select_series
-    from tests.conftest import shared_case
+    from tests.conftest import real_analysis
 
-    index = index_path(shared_case(name))
-    volume = load_volume(index, select_series(index, SelectionSettings()))
-    a = analyze(volume, AnalyzerSettings())
-    assert _p(a, "lung_opacity") < 0.5
-    assert _p(a, "consolidation") < 0.5
+    p = real_analysis(name).probabilities
+    assert p["lung_opacity"] is not None and p["lung_opacity"] < 0.5
+    assert p["consolidation"] is not None and p["consolidation"] < 0.5

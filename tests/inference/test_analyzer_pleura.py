@@ -146,31 +146,30 @@ def test_pericardial_effusion_layer_is_found_on_an_enhanced_phantom() -> None:
 
 
 def _real(name: str, variant: str):  # type: ignore[no-untyped-def]
-    from ctnode.settings import SelectionSettings
-    from phantom.variation import IMAGE_VARIANTS
-    from series_selector import index_path, load_volume, select_series
-    from tests.conftest import shared_case
+    """(analysis, probabilities) of a shared case's variant, from the session cache."""
+    from tests.conftest import real_analysis
 
-    index = index_path(shared_case(name))
-    volume = load_volume(index, select_series(index, SelectionSettings()))
-    return IMAGE_VARIANTS[variant](volume) if variant else volume
+    r = real_analysis(name, variant)
+    return r.analysis, r.probabilities
 
 
 @pytest.mark.parametrize("variant", ["crop50", "crop70", "soft"])
+@pytest.mark.real_analysis
 def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
     """Issue 12: Lung-PET-CT-Dx A0001 (no effusion) cropped read the stomach under the cut
     left lung base as a 115 ml effusion (p 0.03 -> 1.0): the stomach lies in front of the
     posterior recesses, free pleural fluid sinks behind the lung. With a softer kernel
     (p 0.03 -> 1.0) the stomach and fatty intercostal muscle (outside the ribs) read as
     153 + 19 ml."""
-    analysis, p = _findings(_real("lungpetctdx_A0001", variant))
+    analysis, p = _real("lungpetctdx_A0001", variant)
     assert analysis.measures["pleural_effusion_volume"].value == 0.0
     assert p["pleural_effusion"] is not None and p["pleural_effusion"] < 0.1
 
 
+@pytest.mark.real_analysis
 def test_real_water_density_pocket_is_not_a_pericardial_effusion() -> None:
     """Issue 12: LIDC-IDRI 0001 cropped to 70 % read one 0.13 ml pocket on the heart as a
     6 mm pericardial layer (p 0.02 -> 0.88); pericardial fluid is a layer, not a pocket."""
-    analysis, p = _findings(_real("lidc_idri_0001", "crop70"))
+    analysis, p = _real("lidc_idri_0001", "crop70")
     assert analysis.measures["pericardial_fluid_thickness"].value == 0.0
     assert p["pericardial_effusion"] is not None and p["pericardial_effusion"] < 0.1

@@ -17,9 +17,9 @@ from inference.types import ModelOutput
 from phantom import generate_phantom, small_spec
 from phantom.types import Metal
 from phantom.variation import IMAGE_VARIANTS, crop_fov
-from series_selector import check_chest_anatomy, index_path, load_nifti, load_volume, select_series
+from series_selector import check_chest_anatomy, load_nifti
 from series_selector.types import HUVolume, Verdict
-from tests.conftest import shared_case
+from tests.conftest import real_analysis, shared_case
 
 STABLE = 0.3
 """Largest change of a finding's probability allowed between variants of one case
@@ -123,16 +123,14 @@ def test_cropped_lungs_are_not_assessed_as_whole(model: ChestQuantModel,
     assert change <= STABLE, f"crop50: {key} changed by {change:.2f}"
 
 
-def test_real_chest_ct_with_a_targeted_field_of_view_passes(model: ChestQuantModel) -> None:
+@pytest.mark.real_analysis
+def test_real_chest_ct_with_a_targeted_field_of_view_passes() -> None:
     """A 50 % field of view (about 215 mm, both lungs cut) of a real chest CT is analysed."""
-    index = index_path(shared_case("lungpetctdx_A0001"))
-    volume = load_volume(index, select_series(index, SelectionSettings()))
-    cropped = crop_fov(volume, 0.5)
-    verdict = check_chest_anatomy(cropped, SelectionSettings())
+    cropped = real_analysis("lungpetctdx_A0001", "crop50")
+    verdict = check_chest_anatomy(cropped.volume, SelectionSettings())
     assert verdict.verdict is Verdict.PASS, verdict.reason
     assert "truncated laterally" in verdict.reason
-    out = model.predict(cropped)
-    assert out.conditions is not None and out.conditions.lungs_truncated
+    assert cropped.analysis.conditions.lungs_truncated
 
 
 def test_abdominal_ct_is_still_refused_cropped_or_not() -> None:
