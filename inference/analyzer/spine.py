@@ -498,6 +498,11 @@ def find_l1(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
     how = ("between the T12/L1 and L1/L2 discs" if found == 2 else
            f"one disc pitch ({pitch * dz:.0f} mm) below T12's rib head grid, {found} of its "
            "two discs resolved")
+    if found == 0:
+        # Neither of L1's discs seen: the level rests on the rib count alone, and a
+        # 12th rib lost to a tight field of view or a thick section moves it a level up.
+        return [], bodies, ("neither disc of L1 was resolved below the lowest rib found, "
+                            "so the level rests on the rib count alone and is not measured")
     if below(bottom) < 1.0:
         return [], bodies, ("L1 is not wholly in the field of view: the scan ends less "
                             "than two vertebrae below the lowest rib in view (the L1/L2 "
