@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+REAL_CASE_IN_ID = re.compile(r"(lidc_idri_\d+|lungpetctdx_[A-Za-z0-9]+)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``real_analysis`` run on one xdist worker (``--dist loadgroup``), so
-    the real cases they share are loaded and analysed once (``real_analysis`` below)."""
+    """Tests marked ``real_analysis`` on one real case run on one xdist worker
+    (``--dist loadgroup``), so that case's analyses (``real_analysis`` below) are made
+    once, while the workers share out the cases. The case is the marker's argument, or
+    the one named in the test's parameters; tests over several cases form a group of
+    their own."""
     for item in items:
-        if item.get_closest_marker("real_analysis") is not None:
-            item.add_marker(pytest.mark.xdist_group("real_analysis"))
+        marker = item.get_closest_marker("real_analysis")
+        if marker is None:
+            continue
+        case = marker.args[0] if marker.args else None
+        if case is None and "[" in item.nodeid:
+            found = REAL_CASE_IN_ID.search(item.nodeid.split("[", 1)[1])
+            case = found.group(1) if found else None
+        item.add_marker(pytest.mark.xdist_group(f"real_{case}" if case else "real_analysis"))
 
 
 def shared_case(name: str) -> Path:

@@ -128,24 +128,33 @@ def _lumen_disk(hu: np.ndarray, c: tuple[int, int], r: float, dy: float, dx: flo
     median of the disk's inner half) and soft tissue (``WALL_HU``): the half-maximum edge
     of a blurred step. A disk whose core is not enhanced (``ENHANCED_LUMEN_HU``) is kept.
     """
-    yy, xx = np.ogrid[: hu.shape[0], : hu.shape[1]]
+    # Everything is read in the box of the disk grown by two pixels, plus two pixels
+    # more for the 3x3 median's own reach: the same values as on the whole slice.
+    reach = r + 2.0 * max(dy, dx)
+    y0 = max(0, c[0] - int(np.ceil(reach / dy)) - 2)
+    x0 = max(0, c[1] - int(np.ceil(reach / dx)) - 2)
+    y1 = min(hu.shape[0], c[0] + int(np.ceil(reach / dy)) + 3)
+    x1 = min(hu.shape[1], c[1] + int(np.ceil(reach / dx)) + 3)
+    box = hu[y0:y1, x0:x1]
+    yy, xx = np.ogrid[y0:y1, x0:x1]
     d2 = ((yy - c[0]) * dy) ** 2 + ((xx - c[1]) * dx) ** 2
     core = d2 <= (0.5 * r) ** 2
-    lumen_hu = float(np.median(hu[core]))
+    lumen_hu = float(np.median(box[core]))
     if lumen_hu < ENHANCED_LUMEN_HU:
         return r, c
     # A 3x3 median and hole filling: single noise pixels below the edge level inside a
     # faintly enhanced (venous) lumen would otherwise cut the inscribed disk.
-    smooth = ndi.median_filter(hu, size=3)
-    lumen = ndi.binary_fill_holes((smooth >= 0.5 * (lumen_hu + WALL_HU))
-                                  & (d2 <= (r + 2.0 * max(dy, dx)) ** 2))
+    smooth = ndi.median_filter(hu[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1], size=3)
+    smooth = smooth[y0 - max(0, y0 - 1): y0 - max(0, y0 - 1) + box.shape[0],
+                    x0 - max(0, x0 - 1): x0 - max(0, x0 - 1) + box.shape[1]]
+    lumen = ndi.binary_fill_holes((smooth >= 0.5 * (lumen_hu + WALL_HU)) & (d2 <= reach ** 2))
     labels, _ = ndi.label(lumen)
-    lab = labels[c]
+    lab = labels[c[0] - y0, c[1] - x0]
     if lab == 0:
         return r, c
     dist = ndi.distance_transform_edt(labels == lab, sampling=(dy, dx))
     cy, cx = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return min(r, float(dist[cy, cx])), (int(cy), int(cx))
+    return min(r, float(dist[cy, cx])), (int(cy) + y0, int(cx) + x0)
 
 
 def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,
@@ -157,24 +166,35 @@ def _largest_disk(roi: np.ndarray, dy: float, dx: float, tissue: np.ndarray,
     or air. Without contrast the aorta touching other soft tissue without a
     fat plane cannot be told apart from it, and a made-up diameter is worse
     than none.
+    The distance transform runs in the ROI's bounding box plus one pixel: exact,
+    as everything outside it is background.
     """
     if not roi.any():
         return 0.0, (0, 0)
-    dist = ndi.distance_transform_edt(roi, sampling=(dy, dx))
+    (y0, y1), (x0, x1) = ((int(a.min()), int(a.max())) for a in np.nonzero(roi))
+    y0, x0 = max(0, y0 - 1), max(0, x0 - 1)
+    y1, x1 = min(roi.shape[0], y1 + 2), min(roi.shape[1], x1 + 2)
+    dist = ndi.distance_transform_edt(roi[y0:y1, x0:x1], sampling=(dy, dx))
     ok = (dist >= r_min) & (dist == ndi.maximum_filter(dist, size=3))
     if centre_ok is not None:
-        ok &= np.broadcast_to(centre_ok, ok.shape)
+        ok &= np.broadcast_to(centre_ok, roi.shape)[y0:y1, x0:x1]
     peaks = np.argwhere(ok)
     if peaks.size == 0:
         return 0.0, (0, 0)
     order = np.argsort(-dist[tuple(peaks.T)])[:DISK_CANDIDATES]
-    yy, xx = np.ogrid[: roi.shape[0], : roi.shape[1]]
-    for cy, cx in peaks[order]:
-        r = float(dist[cy, cx])
+    for py, px in peaks[order]:
+        r = float(dist[py, px])
+        cy, cx = int(py) + y0, int(px) + x0
+        # The ring, read in the box of its outer radius only.
+        ry, rx = int(np.ceil((r + 4.0) / dy)), int(np.ceil((r + 4.0) / dx))
+        by0, bx0 = max(0, cy - ry), max(0, cx - rx)
+        yy, xx = np.ogrid[by0: min(roi.shape[0], cy + ry + 1),
+                          bx0: min(roi.shape[1], cx + rx + 1)]
         d = np.sqrt(((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2)
         ring = (d >= r + 2.0) & (d <= r + 4.0)
-        if ring.any() and float((~tissue[ring]).mean()) >= MIN_DELINEATION:
-            return r, (int(cy), int(cx))
+        box = ~tissue[by0: by0 + d.shape[0], bx0: bx0 + d.shape[1]]
+        if ring.any() and float(box[ring].mean()) >= MIN_DELINEATION:
+            return r, (cy, cx)
     return 0.0, (0, 0)
 
 

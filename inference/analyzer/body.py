@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 BODY_THRESHOLD_HU = -500.0
 """Tissue vs air; halfway between air (-1000) and fat (-100)."""
+MIN_LUNG_NEIGHBOURS = 0.9
+"""Share of the air around a loose tissue component that must be cut lung for it to be
+the patient's (``_tissue_within_cut_lung``): geometry, not a fit. A mass or vessel inside
+the lung borders only lung (the rest is the image border); anything outside the patient
+borders room air over most of its surface. The 10 % allows the partial-volume voxels
+where a cut lung meets the room air at the border."""
 
 
 def body_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float],
@@ -55,7 +61,30 @@ def body_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float],
         cut = cut_lung_air(hu, body, tissue, edge, spacing_zyx)
         if cut.any():
             body = fill_holes_2d(body | cut)
+            body |= _tissue_within_cut_lung(tissue, body)
     return body
+
+
+def _tissue_within_cut_lung(tissue: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """Tissue outside ``body`` that lung cut by the image edge holds (a tumour, a vessel).
+
+    Inside a lung that the image border cuts, a mass or vessel touching the border is no
+    hole of the body outline, so filling misses it. Such tissue borders the patient's air
+    (lung, in ``body`` once the cut lung is taken in) and, apart from the border, nothing
+    else; the table, blankets, wires and arms outside the patient border room air. Kept:
+    components whose air neighbours are at least ``MIN_LUNG_NEIGHBOURS`` the patient's.
+    """
+    labels, n = ndi.label(tissue & ~body)
+    if n == 0:
+        return np.zeros_like(body)
+    cross = ndi.generate_binary_structure(3, 1)
+    shell = np.where(labels == 0, ndi.grey_dilation(labels, footprint=cross), 0)
+    air = np.where(tissue, 0, shell)  # each component's label on the air around it
+    lung = np.bincount(np.where(body, air, 0).ravel(), minlength=n + 1)
+    room = np.bincount(np.where(body, 0, air).ravel(), minlength=n + 1)
+    keep = (lung > 0) & (lung >= MIN_LUNG_NEIGHBOURS * (lung + room))
+    keep[0] = False
+    return keep[labels]
 
 
 def cut_lung_air(hu: np.ndarray, body: np.ndarray, tissue: np.ndarray, edge: np.ndarray,

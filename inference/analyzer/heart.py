@@ -73,6 +73,14 @@ thorax's ~300-400 cm2; the ventricles of a heart a third of the thoracic width w
 (CTR 0.35, depth ~0.8 of its width, thoracic depth ~0.65 of its width) hold >= 15 %.
 Ratios, so a child's chest scales alike. Checked, not fitted: 6-7 % at the base of the
 256-matrix effusion phantom, 16-48 % at the dome on phantoms and the three real cases."""
+FAT_MID_HU = -120.0
+"""Middle of the fat window -195..-45 HU (Rosito et al., Circulation 2008;117:605,
+Framingham Heart Study): where fat lies when the soft-tissue band's lower edge is read on
+a smoothed copy (``_soft_band``)."""
+VERTEBRA_HEIGHT_MM = 20.0
+"""Height of a mid-thoracic vertebral body, about 17-23 mm in adults (Panjabi et al.,
+Spine 1991;16:888, "Thoracic human vertebrae: quantitative three-dimensional anatomy");
+the window of the running median of the spine's anterior edge (``_spine_front``)."""
 DOME_JUMP_MM = 8.0
 """A heart border that moves this much to the patient's right from one slice to
 the next (going down) has met the liver dome."""
@@ -112,20 +120,17 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     region = np.zeros_like(med)
     region[levels] = med[levels]
     # In front of the spine: drop rows behind the anterior edge of the vertebral body.
+    edges = _spine_front(spine, anatomy.anterior_sign, grid.spacing_zyx[0],
+                         grid.spacing_zyx[1])
     for k in levels:
-        if spine[k].any():
-            ys = np.nonzero(spine[k].any(axis=1))[0]
+        if k in edges:
             if anatomy.anterior_sign < 0:
-                region[k, ys.min():, :] = False
+                region[k, edges[k]:, :] = False
             else:
-                region[k, : ys.max() + 1, :] = False
+                region[k, : edges[k] + 1, :] = False
     contrast = _enhanced(grid, region)
     hi = 600.0 if contrast else SOFT_HU[1]
-    # Thresholds on a lightly smoothed copy (sigma 1 voxel, noise SD / ~2.5): at 60 HU
-    # noise (sharp kernel, obese, low dose) the raw -30..100 HU band falls apart.
-    hu_s = (ndi.gaussian_filter(grid.hu, 1.0) if image_noise_hint(grid) > BAND_NOISE_HU
-            else grid.hu)
-    soft = region & (hu_s >= SOFT_HU[0]) & (hu_s <= hi)
+    soft = region & _soft_band(grid, hi)
     r = max(1, int(round(8.0 / grid.spacing_zyx[1])))
     opened = np.zeros_like(soft)
     for k in levels:
@@ -140,6 +145,65 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     if area.any() and int(np.argmax(area)) != seed_k:
         heart = _track(grid, anatomy, opened, ordered, levels, int(np.argmax(area)), thorax)
     return heart, contrast
+
+
+def _spine_front(spine: np.ndarray, anterior_sign: int, dz_mm: float, dy_mm: float
+                 ) -> dict[int, int]:
+    """Row of the vertebral column's anterior edge per slice, as a running median along z.
+
+    The column's front (bodies and discs) is continuous and changes little over a
+    vertebral body's height, while a slice's spine mask can hold a stray body in front of
+    it (on a real arterial-phase study cropped off-centre, 4 ml of the posterior
+    mediastinum on one slice and more on three others: the heart region lost its
+    posterior half there and the heart track stopped at the great vessels). The median
+    over the slices within half a body height (``VERTEBRA_HEIGHT_MM``) either way
+    outvotes such runs. A slice's edge is moved (back) to it only when it lies more than
+    a body height in front of it: the column's own front does not jump that far.
+    """
+    front = {}
+    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
+        ys = np.nonzero(spine[k].any(axis=1))[0]
+        front[int(k)] = int(ys.min() if anterior_sign < 0 else ys.max())
+    half = max(1, int(round(VERTEBRA_HEIGHT_MM / 2.0 / dz_mm)))
+    out = {}
+    for k in front:
+        near = sorted(e for j, e in front.items() if abs(j - k) <= half)
+        # Of an even count's two middle values, the posterior one (stray bodies lie in
+        # front); and never in front of the slice's own edge: the median only undoes a
+        # stray body, it does not cut more of the mediastinum than the slice's own spine.
+        med = near[len(near) // 2] if anterior_sign < 0 else near[(len(near) - 1) // 2]
+        # Only a stray body: in front of the column's run by more than a body height.
+        stray = abs(med - front[k]) * dy_mm > VERTEBRA_HEIGHT_MM
+        out[k] = med if stray and (med > front[k]) == (anterior_sign < 0) else front[k]
+    return out
+
+
+def _soft_band(grid: WorkGrid, hi: float) -> np.ndarray:
+    """Voxels in the soft-tissue band ``SOFT_HU[0]``..``hi`` (``hi`` 600 HU when enhanced).
+
+    Noisy series (``BAND_NOISE_HU``) are thresholded on a lightly smoothed copy (sigma 1
+    voxel, noise SD / ~2.5): at 60 HU noise (sharp kernel, obese, low dose) the raw band
+    falls apart. Smoothing must not move the heart's outline, though: on enhanced studies,
+    blurred next to enhanced blood (250-450 HU), the 3-6 mm epicardial fat layer reads
+    above -30 HU and the outline moves out over the coronary grooves (2-3 work voxels on a real
+    arterial-phase study with 40 HU added noise), which then fall inside the heart and
+    out of the coronary territory. A Gaussian-smoothed step crosses the midpoint of its
+    two levels at the step itself, so the lower edge is read on a copy clipped to a
+    window symmetric about -30 HU that reaches the fat window's middle (``FAT_MID_HU``):
+    fat against any denser tissue then crosses -30 HU where the step is, whatever
+    that tissue's attenuation (geometry of a blurred step, not fitted).
+    """
+    hu = grid.hu
+    if image_noise_hint(grid) <= BAND_NOISE_HU:
+        return (hu >= SOFT_HU[0]) & (hu <= hi)
+    smooth = ndi.gaussian_filter(hu, 1.0)
+    if hi <= SOFT_HU[1]:
+        # Unenhanced: blood and myocardium (~40 HU) and fat (~-100 HU) already have their
+        # midpoint at -30 HU, so the plain smoothed copy keeps the outline in place.
+        return (smooth >= SOFT_HU[0]) & (smooth <= hi)
+    half = SOFT_HU[0] - FAT_MID_HU
+    low = ndi.gaussian_filter(np.clip(hu, SOFT_HU[0] - half, SOFT_HU[0] + half), 1.0)
+    return (low >= SOFT_HU[0]) & (smooth <= hi)
 
 
 def _track(grid: WorkGrid, anatomy: Anatomy, opened: np.ndarray, ordered: np.ndarray,

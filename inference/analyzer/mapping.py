@@ -43,8 +43,10 @@ Sources of the thresholds:
   so consolidation against the pleura is missed, and dense nodules and masses
   count as consolidation: a stated limit, measured in the evaluation.
 - Lung nodule / mass: the candidate's shape score (``nodules.py``: isolation,
-  elongation, lung contact, size >= 4 mm or 1.5 slices) is the probability;
-  >= 30 mm mean axial diameter is a mass (Fleischner glossary).
+  elongation, lung contact, size >= 4 mm or 1.5 slices) times the probability
+  that its long axial axis is >= 30 mm (a mass, Fleischner glossary) or below
+  (a nodule), read with the readers' own spread of +-1.73 mm
+  (``nodules.MASS_SIZE_SCALE_MM``, Revel et al. 2004): no jump at 30 mm.
 - Pleural effusion: fluid volume, 20 ml at p = 0.5, scale 6 ml (CT shows
   effusions from ~10 ml; below ~20 ml the partial-volume rim of the
   costophrenic sulci competes).

@@ -21,11 +21,35 @@ def ellipsoid(rz: int, ry: int, rx: int) -> np.ndarray:
             + (xx / max(rx, 0.5)) ** 2) <= 1.0
 
 
+def ball_radii(radius_mm: float, spacing_zyx: tuple[float, float, float]
+               ) -> tuple[int, int, int]:
+    """Semi-axes (voxels z, y, x) of ``ball_mm``."""
+    dz, dy, dx = spacing_zyx
+    return int(round(radius_mm / dz)), int(round(radius_mm / dy)), int(round(radius_mm / dx))
+
+
 def ball_mm(radius_mm: float, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
     """An ellipsoid that is a ball of ``radius_mm`` in physical space on this grid."""
-    dz, dy, dx = spacing_zyx
-    return ellipsoid(int(round(radius_mm / dz)), int(round(radius_mm / dy)),
-                     int(round(radius_mm / dx)))
+    return ellipsoid(*ball_radii(radius_mm, spacing_zyx))
+
+
+def dilate_ball(mask: np.ndarray, radius_mm: float, spacing_zyx: tuple[float, float, float]
+                ) -> np.ndarray:
+    """``ndi.binary_dilation(mask, ball_mm(radius_mm, spacing_zyx))`` by one distance transform.
+
+    The same voxels: measured in units of each semi-axis, the ellipsoid is the unit
+    ball, so a voxel is reached when its scaled distance to the mask is at most 1.
+    A 15 mm ball has ~2000 voxels, and a dilation by it costs that many tests per
+    voxel; the distance transform is linear. Worked in the mask's grown box.
+    """
+    radii = ball_radii(radius_mm, spacing_zyx)
+    out = np.zeros(mask.shape, dtype=bool)
+    box = crop_box(mask, margin=radii)
+    if box is None:
+        return out
+    scale = [1.0 / max(r, 0.5) for r in radii]
+    out[box] = ndi.distance_transform_edt(~mask[box], sampling=scale) <= 1.0 + 1e-9
+    return out
 
 
 def convex_hull_2d(mask2d: np.ndarray) -> np.ndarray:
@@ -43,12 +67,27 @@ def convex_hull_2d(mask2d: np.ndarray) -> np.ndarray:
     return out
 
 
+IN_PLANE_4 = np.zeros((3, 3, 3), dtype=bool)
+IN_PLANE_4[1] = ndi.generate_binary_structure(2, 1)
+"""4-connectivity within each slice and none across slices: slice-by-slice labelling."""
+
+
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
-    """Fill holes slice by slice (a hole = background not reaching the slice border)."""
-    out = np.empty_like(mask)
-    for k in range(mask.shape[0]):
-        out[k] = ndi.binary_fill_holes(mask[k])
-    return out
+    """Fill holes slice by slice (a hole = background not reaching the slice border).
+
+    The same voxels as ``ndi.binary_fill_holes`` on each slice (background
+    4-connected to the border stays), from one labelling of the whole stack:
+    the per-slice fill grows the border inwards one pixel per pass, which cost
+    over a second per volume on large slices.
+    """
+    labels, n = ndi.label(~mask, structure=IN_PLANE_4)
+    if n == 0:
+        return mask.copy()
+    border = np.zeros(n + 1, dtype=bool)
+    for face in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        border[face] = True
+    border[0] = False
+    return ~border[labels]
 
 
 def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
@@ -61,18 +100,40 @@ def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> 
     return labels == int(np.argmax(sizes))
 
 
-def crop_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
-    """Slices of the bounding box of ``mask`` grown by ``margin``; None if empty."""
+def crop_box(mask: np.ndarray, margin: int | tuple[int, int, int] = 0
+             ) -> tuple[slice, slice, slice] | None:
+    """Slices of the bounding box of ``mask`` grown by ``margin`` (voxels, one for all axes
+    or one per axis z, y, x); None if empty."""
     idx = np.nonzero(mask.any(axis=(1, 2)))[0]
     if idx.size == 0:
         return None
     iy = np.nonzero(mask.any(axis=(0, 2)))[0]
     ix = np.nonzero(mask.any(axis=(0, 1)))[0]
+    mz, my, mx = (margin, margin, margin) if isinstance(margin, int) else margin
     return (
-        slice(max(0, idx[0] - margin), min(mask.shape[0], idx[-1] + 1 + margin)),
-        slice(max(0, iy[0] - margin), min(mask.shape[1], iy[-1] + 1 + margin)),
-        slice(max(0, ix[0] - margin), min(mask.shape[2], ix[-1] + 1 + margin)),
+        slice(max(0, idx[0] - mz), min(mask.shape[0], idx[-1] + 1 + mz)),
+        slice(max(0, iy[0] - my), min(mask.shape[1], iy[-1] + 1 + my)),
+        slice(max(0, ix[0] - mx), min(mask.shape[2], ix[-1] + 1 + mx)),
     )
+
+
+def distance_to(target: np.ndarray, near: np.ndarray, reach_mm: float,
+                spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """Distance (mm) to the nearest ``target`` voxel, computed in the box of ``near`` grown
+    by ``reach_mm``; +inf outside that box.
+
+    Exact for every voxel of ``near``'s box whose distance is at most ``reach_mm`` (its
+    nearest target lies inside the grown box), and everywhere in the grown box when all
+    of ``target`` lies inside it. A whole-volume distance transform costs ~1-2 s; the
+    callers only read it near the lungs.
+    """
+    out = np.full(target.shape, np.inf)
+    mz, my, mx = (int(np.ceil(reach_mm / s)) + 1 for s in spacing_zyx)
+    box = crop_box(near, margin=(mz, my, mx))
+    if box is None or not target[box].any():
+        return out
+    out[box] = ndi.distance_transform_edt(~target[box], sampling=spacing_zyx)
+    return out
 
 
 def dilate(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:

@@ -24,7 +24,16 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.bone import BONE_HU
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm, convex_hull_2d, disk
+from inference.analyzer.morphology import (
+    ball_mm,
+    ball_radii,
+    convex_hull_2d,
+    crop_box,
+    dilate_ball,
+    dilate_near,
+    disk,
+    distance_to,
+)
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
 
@@ -90,27 +99,10 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
              & (smooth >= FLUID_HU[0]) & (smooth <= FLUID_HU[1]))
     band = fluid
     fluid = ndi.binary_opening(band, structure=ball_mm(4.0, spacing))
-    # Only what touches the lung. The opening shaves the fluid's face against the
-    # lung, so contact is judged on each collection grown back within the band
-    # (reconstruction by dilation): real pleural fluid lies on the lung, while
-    # fatty chest-wall muscle in the band is a rib and intercostal layer away.
     labels, n = ndi.label(fluid)
     if n == 0:
         return fluid
-    grown = ndi.grey_dilation(labels, footprint=np.ones((3, 3, 3), dtype=bool))
-    grown = np.where(band, grown, 0)
-    for _ in range(RECONSTRUCT_STEPS):
-        step = np.where(band & (grown == 0),
-                        ndi.grey_dilation(grown, footprint=np.ones((3, 3, 3), dtype=bool)), grown)
-        if np.array_equal(step, grown):
-            break
-        grown = step
-    near_lung = ndi.binary_dilation(anatomy.lungs, structure=disk(
-        max(1, int(round(LUNG_REACH_MM / spacing[1])))))
     size = np.bincount(labels.ravel(), minlength=n + 1)
-    # voxels on the lung -> contact area (cm2)
-    touch = np.bincount(grown.ravel(), weights=near_lung.ravel(), minlength=n + 1
-                        ).astype(float) * (spacing[0] * spacing[1] / 100.0)
     # Pleural fluid lies between lung and chest wall: not between the two lungs
     # (the mediastinum: oesophagus, nodes, heart), not in the crescent one lung
     # draws around the diaphragm dome (liver, spleen, stomach under it), and on
@@ -121,11 +113,45 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
     inside = np.bincount(labels.ravel(), weights=(not_pleural & fluid).ravel(), minlength=n + 1)
     behind = np.bincount(labels.ravel(), weights=(_behind_lung(anatomy) & fluid).ravel(),
                          minlength=n + 1)
-    keep = ((touch >= MIN_CONTACT_CM2) & (inside <= MAX_MEDIASTINAL_FRACTION * size)
-            & (behind >= MIN_DEPENDENT_FRACTION * size))
+    keep = (inside <= MAX_MEDIASTINAL_FRACTION * size) & (behind >= MIN_DEPENDENT_FRACTION * size)
     keep[0] = False
+    if not keep.any():
+        return np.zeros_like(fluid)
+    # Only what lies on the lung (the cheapest tests first: this one grows each collection).
+    keep &= _lung_contact_cm2(labels, band, keep, anatomy.lungs, spacing) >= MIN_CONTACT_CM2
     keep = _inside_ribs(grid, anatomy, labels, keep)
     return keep[labels]
+
+
+def _lung_contact_cm2(labels: np.ndarray, band: np.ndarray, asked: np.ndarray,
+                     lungs: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Per label, the area (cm2) of the collection's face on the lung; 0 where not asked.
+
+    The 4 mm opening shaves the fluid's face against the lung, so contact is judged on
+    each collection grown back within the fluid band (reconstruction by dilation, the
+    higher label winning where two meet): real pleural fluid lies on the lung, while
+    fatty chest-wall muscle in the band is a rib and intercostal layer away. Grown in the
+    box of the collections asked: a voxel's growth depends only on labels within
+    ``RECONSTRUCT_STEPS + 1`` voxels, and the box's edge effects reach as far inwards.
+    """
+    margin = 2 * (RECONSTRUCT_STEPS + 1) + 1
+    box = crop_box(asked[labels], margin=margin)
+    if box is None:
+        return np.zeros(asked.size)
+    sub, in_band = labels[box], band[box]
+    cube = np.ones((3, 3, 3), dtype=bool)
+    grown = np.where(in_band, ndi.grey_dilation(sub, footprint=cube), 0)
+    for _ in range(RECONSTRUCT_STEPS):
+        step = np.where(in_band & (grown == 0), ndi.grey_dilation(grown, footprint=cube), grown)
+        if np.array_equal(step, grown):
+            break
+        grown = step
+    region = np.zeros(lungs.shape, dtype=bool)
+    region[box] = True
+    reach = disk(max(1, int(round(LUNG_REACH_MM / spacing[1]))))
+    near_lung = dilate_near(lungs, reach, region)[box]
+    touch = np.bincount(grown.ravel(), weights=near_lung.ravel(), minlength=asked.size)
+    return np.where(asked, touch * (spacing[0] * spacing[1] / 100.0), 0.0)
 
 
 def _inside_ribs(grid: WorkGrid, anatomy: Anatomy, labels: np.ndarray,
@@ -140,21 +166,23 @@ def _inside_ribs(grid: WorkGrid, anatomy: Anatomy, labels: np.ndarray,
     300 ml effusion 24 mm, its ribs 35 mm). Without bone near it, nothing to judge.
     """
     spacing = grid.spacing_zyx
-    ball = ball_mm(RIB_SEARCH_MM, spacing)
-    pad = tuple(n // 2 + 1 for n in ball.shape)
+    pad = tuple(r + 1 for r in ball_radii(RIB_SEARCH_MM, spacing))
     from_lung: np.ndarray | None = None
+    asked = keep
     keep = keep.copy()
     boxes = ndi.find_objects(labels)
     for lab in np.nonzero(keep)[0]:
         sl = boxes[lab - 1]
         box = tuple(slice(max(0, s.start - p), s.stop + p) for s, p in zip(sl, pad, strict=True))
         comp = labels[box] == lab
-        near = (ndi.binary_dilation(comp, structure=ball) & (grid.hu[box] > BONE_HU)
+        near = (dilate_ball(comp, RIB_SEARCH_MM, spacing) & (grid.hu[box] > BONE_HU)
                 & anatomy.body[box])
         if not near.any():
             continue
         if from_lung is None:
-            from_lung = ndi.distance_transform_edt(~anatomy.lungs, sampling=spacing)
+            # Exact in the box: all lung lies in it, and so does every rib searched.
+            from_lung = distance_to(anatomy.lungs, anatomy.lungs | asked[labels],
+                                    RIB_SEARCH_MM, spacing)
         d = from_lung[box]
         keep[lab] = float(np.median(d[comp])) < float(np.median(d[near]))
     return keep
@@ -248,7 +276,7 @@ def pneumothorax_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     # Outer layer: lung within 12 mm of the tissue around it (the smoothed gas
     # stops short of the partial-volume rim at the chest wall).
     outside = anatomy.body & ~lungs
-    wall_dist = ndi.distance_transform_edt(~outside, sampling=grid.spacing_zyx)
+    wall_dist = distance_to(outside, lungs, WALL_LAYER_MM, grid.spacing_zyx)  # read in lungs
     surface = lungs & (wall_dist <= WALL_LAYER_MM)
     ml = grid.voxel_ml
     out = np.zeros_like(lungs)

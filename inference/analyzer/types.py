@@ -69,10 +69,11 @@ class Anatomy:
     anterior_sign: int  # +1 if the row index grows towards anterior, else -1
     notes: tuple[str, ...] = ()
     edge: np.ndarray | None = None  # 2-D [y, x]: where the image ends (fov.image_edge)
+    lungs: np.ndarray = field(init=False, repr=False)
+    """Both lungs, made once: the stages ask for it over a hundred times per study."""
 
-    @property
-    def lungs(self) -> np.ndarray:
-        return self.lung_left | self.lung_right
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lungs", self.lung_left | self.lung_right)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

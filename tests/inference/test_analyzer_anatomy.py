@@ -83,3 +83,33 @@ def test_free_gas_is_not_lung() -> None:
     grid = make_work_grid(vol, s.work_spacing_mm, s.work_slice_mm)
     with pytest.raises(NotChestError):
         segment_anatomy(grid, s)
+
+
+def test_mass_in_a_lung_cut_by_the_image_edge_is_in_the_body() -> None:
+    """Issue 12: a tumour that the field of view cuts (Lung-PET-CT-Dx crop, LIDC-IDRI 0001
+    crop50) touches the image border inside lung that opens onto it; it is no hole of the
+    body outline, yet it is the patient's. The table outside stays out."""
+    import dataclasses
+
+    chest = synthetic_chest()
+    v = chest.volume
+    sx, sy, sz = v.spacing
+    nz, ny, nx = v.shape
+    cy, cx = ny * sy / 2, nx * sx / 2
+    zz, yy, xx = np.ogrid[:nz, :ny, :nx]
+    mass = ((zz * sz - (nz * sz / 2 - 5)) ** 2 + (yy * sy - cy) ** 2
+            + (xx * sx - (cx + 95)) ** 2) <= 15.0 ** 2
+    voxels = v.voxels.copy()
+    voxels[mass & (voxels < -500)] = 40
+    cut = int((cx + 95) / sx)  # the image ends through the mass and the left lung
+    volume = dataclasses.replace(v, voxels=np.ascontiguousarray(voxels[:, :, :cut]))
+    grid, anatomy = _anatomy(type(chest)(volume=volume, lung_left=chest.lung_left[:, :, :cut],
+                                         lung_right=chest.lung_right[:, :, :cut],
+                                         truth=chest.truth))
+    mass_work = upsample_mask(np.ones(grid.shape, dtype=bool), grid) & mass[:, :, :cut]
+    fz, fy, fx = grid.factors
+    zs, ys, xs = np.nonzero(mass_work)
+    in_body = anatomy.body[zs // fz, ys // fy, xs // fx]
+    assert in_body.mean() > 0.95
+    table_row = int((64 * 2.5 + 120) / (2.5 * grid.factors[1]))
+    assert not anatomy.body[:, table_row, :].any()

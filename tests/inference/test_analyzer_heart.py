@@ -60,7 +60,7 @@ def _real(name: str, variant: str = "") -> Any:
     return real_analysis(name, variant)
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_noise_keeps_the_heart() -> None:
     """Issue 12: Lung-PET-CT-Dx A0001 with 40 HU noise read CTR ~0.1 (a 3 ml heart)."""
     base = _real("lungpetctdx_A0001").analysis.measures

@@ -133,10 +133,11 @@ def test_thick_isolated_blob_is_not_held_to_the_vessel_base_rate() -> None:
     assert shape_probability(_features(38.0, near_hilum=True)) < 0.5
 
 
-def _anatomy(airway: np.ndarray) -> Anatomy:
+def _anatomy(airway: np.ndarray, lung_left: np.ndarray | None = None) -> Anatomy:
     empty = np.zeros_like(airway)
-    return Anatomy(body=np.ones_like(airway), lung_left=empty, lung_right=empty, airway=airway,
-                   free_gas=empty, cranial_sign=1, left_sign=1, anterior_sign=1)
+    return Anatomy(body=np.ones_like(airway),
+                   lung_left=empty if lung_left is None else lung_left, lung_right=empty,
+                   airway=airway, free_gas=empty, cranial_sign=1, left_sign=1, anterior_sign=1)
 
 
 def test_hila_mirrored_when_only_one_main_bronchus_is_tracked() -> None:
@@ -156,8 +157,9 @@ def test_hila_mirrored_when_only_one_main_bronchus_is_tracked() -> None:
     # every level from 15 mm below it down to the lung bases (the carina may be lower).
     tr = np.zeros((140, 20, 140), dtype=bool)
     tr[100:, 9:12, 68:73] = True
-    anatomy = _anatomy(tr)
-    anatomy.lung_left[10:130, 5:15, 80:130] = True
+    lung = np.zeros_like(tr)
+    lung[10:130, 5:15, 80:130] = True
+    anatomy = _anatomy(tr, lung)
     anchors = hilar_anchors(anatomy, (1.0, 1.0, 1.0))
     assert sorted({float(a[2]) for a in anchors}) == pytest.approx([20.0, 120.0])
     zs = sorted({float(a[0]) for a in anchors})

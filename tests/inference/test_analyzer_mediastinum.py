@@ -175,7 +175,7 @@ def _real(name: str, variant: str = ""):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("variant", ["", "crop50"])
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0003")
 def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None:
     """Issue 13: on LIDC-IDRI 0003 (pulmonary-arterial phase: undiluted contrast in the vena
     cava and right atrium, unenhanced left heart) contrast swirls at the cavo-atrial
@@ -194,7 +194,7 @@ def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None
     assert p["thoracic_aortic_dilatation"] < 0.2
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0001")
 def test_real_contrast_swirls_do_not_make_a_large_calcium_score() -> None:
     """Issue 13: LIDC-IDRI 0001 scored Agatston 771 almost all from contrast mixing in the
     right atrium and ventricle (lesions ringed by blood); what is left are lesions in the

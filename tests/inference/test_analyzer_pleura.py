@@ -154,7 +154,7 @@ def _real(name: str, variant: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("variant", ["crop50", "crop70", "soft"])
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
     """Issue 12: Lung-PET-CT-Dx A0001 (no effusion) cropped read the stomach under the cut
     left lung base as a 115 ml effusion (p 0.03 -> 1.0): the stomach lies in front of the
@@ -166,7 +166,7 @@ def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
     assert p["pleural_effusion"] is not None and p["pleural_effusion"] < 0.1
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0001")
 def test_real_water_density_pocket_is_not_a_pericardial_effusion() -> None:
     """Issue 12: LIDC-IDRI 0001 cropped to 70 % read one 0.13 ml pocket on the heart as a
     6 mm pericardial layer (p 0.02 -> 0.88); pericardial fluid is a layer, not a pocket."""

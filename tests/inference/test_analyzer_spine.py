@@ -34,7 +34,7 @@ def _real(name: str, variant: str = "") -> Any:
 
 
 @pytest.mark.parametrize("variant", ["", "crop70", "noise40", "sharp"])
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0001")
 def test_real_l1_is_measured_where_the_scan_covers_it(variant: str) -> None:
     """LIDC-IDRI 0001 reaches L2. Checked by eye on a mid-sagittal reformat and a
     posterior coronal MIP with the levels marked: its lowest ribs (short, floating) leave
@@ -113,7 +113,7 @@ def test_phantom_thick_sections_without_a_disc_are_not_counted() -> None:
     assert "neither disc of L1" in why
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0003")
 def test_real_cropped_case_is_not_counted_from_the_ribs_alone() -> None:
     """LIDC-IDRI 0003 ends above L1/L2 (original: not assessed); its 50 % crop loses the
     12th rib's shape, and without a resolved disc it must not measure a level."""

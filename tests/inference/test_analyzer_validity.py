@@ -85,7 +85,7 @@ def _real(name: str, variant: str = "") -> tuple[Any, dict[str, float | None]]:
     return r.analysis, r.probabilities
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lidc_idri_0001")
 def test_real_emphysema_is_stable_or_not_assessed_on_noise_and_sharp() -> None:
     """LIDC-IDRI 0001 (no emphysema reported): assessed on the original; on noise40 and
     sharp either within 0.15 of it or not assessed with the smoothing reason."""
@@ -111,7 +111,7 @@ def test_real_contrast_streaks_are_not_aortic_calcium(name: str) -> None:
     assert p["arterial_wall_calcification"] < 0.5
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_unenhanced_aortic_calcification_is_still_found() -> None:
     """Lung-PET-CT-Dx A0001 (unenhanced, calcified aortic wall): the streak test is for
     enhanced studies only and leaves it found."""

@@ -123,7 +123,7 @@ def test_cropped_lungs_are_not_assessed_as_whole(model: ChestQuantModel,
     assert change <= STABLE, f"crop50: {key} changed by {change:.2f}"
 
 
-@pytest.mark.real_analysis
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_chest_ct_with_a_targeted_field_of_view_passes() -> None:
     """A 50 % field of view (about 215 mm, both lungs cut) of a real chest CT is analysed."""
     cropped = real_analysis("lungpetctdx_A0001", "crop50")
