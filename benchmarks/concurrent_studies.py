@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import free_port, stop_process, wait_for  # noqa: E402
+from benchmarks.api_server import api_server  # noqa: E402
 
 REAL_CASES = ("lidc_idri_0001", "lidc_idri_0003", "lungpetctdx_A0001")
 RUNS = {
@@ -71,28 +70,14 @@ def run_once(label: str, overrides: dict[str, int], studies: list[tuple[str, Pat
              tmp: Path) -> dict[str, Any]:
     import httpx
 
-    port = free_port()
     work = tmp / f"work{len(list(tmp.glob('work*')))}"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTNODE_")}
-    env.update({"PYTHONPATH": str(REPO), "CTNODE_NODE__WORK_DIR": str(work),
-                "CTNODE_LOG_LEVEL": "WARNING"})
+    env = {}
     if "max_concurrent_jobs" in overrides:
         env["CTNODE_API__MAX_CONCURRENT_JOBS"] = str(overrides["max_concurrent_jobs"])
     if "threads" in overrides:
         env["CTNODE_INFERENCE__ANALYZER__THREADS"] = str(overrides["threads"])
-    server = subprocess.Popen([sys.executable, "-c", "from ctnode.cli import main; main()",
-                               "serve", "--port", str(port)], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{url}/health", timeout=2).is_success
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 180, "the API")
+    with api_server(work, env) as (url, _):
         start = time.perf_counter()
 
         def post(item: tuple[str, Path]) -> dict[str, Any]:
@@ -105,8 +90,6 @@ def run_once(label: str, overrides: dict[str, int], studies: list[tuple[str, Pat
 
         with ThreadPoolExecutor(len(studies)) as pool:
             answers = list(pool.map(post, studies))
-    finally:
-        stop_process(server)
     slowest = max(a["answered_s"] for a in answers)
     return {"run": label, "answers": answers, "slowest_s": slowest,
             "mean_s": round(sum(a["answered_s"] for a in answers) / len(answers), 1)}

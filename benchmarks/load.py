@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import free_port, stop_process, wait_for  # noqa: E402
+from benchmarks.api_server import api_server  # noqa: E402
 
 LOCUSTFILE = '''
 from locust import HttpUser, constant, task
@@ -80,37 +79,18 @@ def _hwm_mb(pid: int) -> float:
 
 def run_once(label: str, waiting: int, users: int, seconds: int, study: Path,
              tmp: Path) -> dict[str, Any]:
-    import httpx
-
-    port = free_port()
     work = tmp / label
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTNODE_")}
-    env.update({"PYTHONPATH": str(REPO), "CTNODE_NODE__WORK_DIR": str(work),
-                "CTNODE_API__MAX_WAITING_REQUESTS": str(waiting),
-                "CTNODE_LOG_LEVEL": "WARNING"})
-    server = subprocess.Popen([sys.executable, "-c", "from ctnode.cli import main; main()",
-                               "serve", "--port", str(port)], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).is_success
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 120, "the API")
+    with api_server(work, {"CTNODE_API__MAX_WAITING_REQUESTS": str(waiting)}) as (url, server):
         locustfile = tmp / f"{label}_locustfile.py"
         locustfile.write_text(LOCUSTFILE.format(study=str(study)))
         prefix = tmp / label / "stats"
         subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
                         "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-                        "--host", f"http://127.0.0.1:{port}", "--csv", str(prefix),
+                        "--host", url, "--csv", str(prefix),
                         "--only-summary", "--stop-timeout", "1200", "--loglevel", "ERROR"],
                        cwd=tmp, capture_output=True, text=True, timeout=seconds + 1800)
         peak = _hwm_mb(server.pid)
-    finally:
-        stop_process(server)
     rows = {r["Name"]: r for r in csv.DictReader(open(f"{prefix}_stats.csv"))}
 
     def pct(name: str) -> dict[str, Any]:
