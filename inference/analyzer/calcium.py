@@ -48,7 +48,7 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.bone import large_components
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm, dilate, dilate_near, erode
+from inference.analyzer.morphology import ball_mm, dilate_ball, dilate_near, erode
 from inference.analyzer.types import Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -472,7 +472,7 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     # from the aortic root (valve calcium is not coronary calcium).
     sp = grid.spacing_zyx
     inner = erode(heart, ball_mm(SHELL_INSIDE_MM, sp))
-    region = dilate(heart, ball_mm(6.0, sp)) & med & ~inner
+    region = dilate_ball(heart, 6.0, sp) & med & ~inner
     thr, f, thr_note = calcium_threshold(grid, pool, region)
     if contrast:
         thr_note += ("; a lesion counts only with epicardial fat around it (contrast swirls "
@@ -520,7 +520,7 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
             "aortic_calcium_volume", None, "ml", "aortic wall calcium volume",
             note="aorta not found")}
     pool = enhanced_blood(grid, aorta) if contrast else _heart_core(aorta)
-    wall = dilate(aorta, ball_mm(3.0, grid.spacing_zyx))
+    wall = dilate_ball(aorta, 3.0, grid.spacing_zyx)
     thr, _, thr_note = calcium_threshold(grid, pool, wall)
     if contrast:
         thr_note += (f"; not scored within {STREAK_ZONE_MM:.0f} mm of dense contrast "
@@ -542,7 +542,7 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
     hit = np.zeros(grid.shape, dtype=bool)
     # Neither the wall's own plaques nor the vertebral cortex (the descending aorta
     # lies on it) are streak sources.
-    not_sources = (wall | dilate(spine, ball_mm(4.0, grid.spacing_zyx))
+    not_sources = (wall | dilate_ball(spine, 4.0, grid.spacing_zyx)
                    if contrast and spine is not None else wall)
     for k in np.nonzero(wall.any(axis=(1, 2)))[0]:
         allowed = np.repeat(np.repeat(wall[k] & ~bone[k], fy, 0), fx, 1)[:ny, :nx]

@@ -51,6 +51,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from inference.analyzer.evidence import component_evidence
+from inference.analyzer.morphology import fill_holes_2d
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
 
@@ -190,16 +191,11 @@ def _encloses_tissue(core: np.ndarray, spacing: tuple[float, float, float]) -> b
     """True when ``core`` closes, in one of its sections, around ENCLOSED_MM2 or more of
     less dense tissue: a wire loop around the sternum, not contrast in a lumen.
 
-    Holes are filled per section with 4-connected background, so a loop drawn with
-    diagonal steps (8-connected) still counts as closed.
+    Holes are filled per section with 4-connected background (``fill_holes_2d``), so a
+    loop drawn with diagonal steps (8-connected) still counts as closed.
     """
     min_pixels = ENCLOSED_MM2 / (spacing[1] * spacing[2])
     if core.shape[1] * core.shape[2] < min_pixels:  # the box cannot hold such a loop
         return False
-    for section in core:
-        if section.sum() < 4:  # fewer than four pixels close around nothing
-            continue
-        hole = int(ndi.binary_fill_holes(section).sum()) - int(section.sum())
-        if hole >= min_pixels:
-            return True
-    return False
+    holes = (fill_holes_2d(core) & ~core).sum(axis=(1, 2))
+    return bool((holes >= min_pixels).any())

@@ -164,10 +164,17 @@ def dilate_near(mask: np.ndarray, structure: np.ndarray, near: np.ndarray) -> np
     so the box grown by that half-size suffices. Whole-volume dilations of bone or the
     chest wall by 5-8 mm balls cost seconds, and the callers read them only near the heart.
     """
-    out = np.zeros(mask.shape, dtype=bool)
     box = crop_box(near)
     if box is None:
-        return out
+        return np.zeros(mask.shape, dtype=bool)
+    return dilate_within(mask, structure, box)
+
+
+def dilate_within(mask: np.ndarray, structure: np.ndarray, box: tuple[slice, ...]
+                  ) -> np.ndarray:
+    """``ndi.binary_dilation(mask, structure)`` inside ``box`` (False outside it), from the
+    mask within the box grown by the structure's half-size (``dilate_near``)."""
+    out = np.zeros(mask.shape, dtype=bool)
     grown = tuple(slice(max(0, b.start - h), min(n, b.stop + h))
                   for b, h, n in zip(box, (s // 2 for s in structure.shape), mask.shape,
                                      strict=True))

@@ -269,7 +269,7 @@ def find_lesions(grid: WorkGrid, anatomy: Anatomy, settings: AnalyzerSettings,
         les = dataclasses.replace(les, score=candidate_score(feat))
         solid_long = les.long_axis_mm
         if les.score >= MEASURE_MIN_SCORE:
-            size = reader_sizes(grid, les, ext, subpleural_zone=True)
+            size = reader_sizes(grid, les, ext)
             if size.long_axis_mm > 0:
                 les = dataclasses.replace(les, long_axis_mm=size.long_axis_mm,
                                           short_axis_mm=size.short_axis_mm)
@@ -501,15 +501,7 @@ class ReaderSize:
     solid_long_axis_mm: float
 
 
-def reader_axes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None
-                ) -> tuple[float, float]:
-    """Long and short axial axes (mm) of the whole lesion (``reader_sizes``)."""
-    size = reader_sizes(grid, lesion, ext)
-    return size.long_axis_mm, size.short_axis_mm
-
-
-def reader_sizes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None,
-                 ext_depth: np.ndarray | None = None, subpleural_zone: bool = False
+def reader_sizes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None
                  ) -> ReaderSize:
     """The lesion at full resolution as readers outline it, slice by slice.
 
@@ -525,10 +517,8 @@ def reader_sizes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None,
     (``_ground_glass_part``): readers outline a part-solid nodule whole and report its
     solid component apart (Bankier et al., Radiology 2017;285:584). Only the slices of
     the candidate's solid core are measured: ground glass above or below the solid
-    part alone is not, a known limit. ``ext_depth`` (mm from the edge of ``ext``)
-    marks the subpleural zone where ground glass is not followed; ``subpleural_zone``
-    marks it from ``ext`` itself, around this lesion only (``_shallow``, the same voxels
-    as a whole-volume ``ext_depth`` at a fraction of its cost).
+    part alone is not, a known limit. Ground glass is not followed into the
+    subpleural zone of ``ext`` (``_shallow``, worked around this lesion only).
 
     The longest chord over the slices is the long axis (the slice of largest extent).
     Growth stays inside the extended lungs ``ext`` when given: readers' outlines stop
@@ -574,9 +564,7 @@ def reader_sizes(grid: WorkGrid, lesion: Lesion, ext: np.ndarray | None = None,
     inside = (hu >= level) & allowed
     band = (hu >= GGO_HU[0]) & ~inside & allowed
     subpleural = ~allowed
-    if ext_depth is not None:
-        subpleural |= full(ext_depth) < SUBPLEURAL_MM
-    elif subpleural_zone and ext is not None:
+    if ext is not None:
         subpleural |= full(_shallow(ext, window_slices, grid.spacing_zyx), cropped=True)
     pix = min(sx, sy)
     steps = max(1, int(math.ceil(rho / pix)))

@@ -181,16 +181,10 @@ def density_measures(grid: WorkGrid, anatomy: Anatomy, pleural_air: np.ndarray
     return out
 
 
-def smoothed(grid: WorkGrid, sigma_mm: float = 1.5) -> np.ndarray:
-    """The working grid smoothed by ~1.5 mm: density bands 300-400 HU wide are only a
-    few noise SDs wide on thin, sharp or low-dose slices; classify the local mean."""
-    return ndi.gaussian_filter(grid.hu, sigma=[max(0.3, sigma_mm / d) for d in grid.spacing_zyx])
-
-
 def opacity_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     """Vessel-suppressed voxels of the lung denser than -700 HU (work grid)."""
     lungs = anatomy.lungs
-    hu = smoothed(grid)
+    hu = grid.smoothed()
     dense = lungs & (hu >= GGO_BAND[0]) & (hu <= CONSOLIDATION_BAND[1])
     # The lung's own rim is partial volume with the chest wall and diaphragm.
     inner = ndi.binary_erosion(lungs, structure=ndi.generate_binary_structure(3, 1))
@@ -261,7 +255,7 @@ def opacity_measures(grid: WorkGrid, anatomy: Anatomy, opacity: np.ndarray,
     """
     ml = grid.voxel_ml
     out: dict[str, Measure] = {}
-    hu = smoothed(grid)
+    hu = grid.smoothed()
     ground_glass = ground_glass_mask(grid, anatomy, hu, ext)
     ggo = opacity & (hu < GGO_BAND[1])
     cons = opacity & (hu >= CONSOLIDATION_BAND[0])

@@ -30,7 +30,7 @@ from inference.analyzer.morphology import (
     convex_hull_2d,
     crop_box,
     dilate_ball,
-    dilate_near,
+    dilate_within,
     disk,
     distance_to,
 )
@@ -93,8 +93,7 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
     ``lesions`` (a mass is water-dense too) are never fluid.
     """
     spacing = grid.spacing_zyx
-    # ~1.5 mm smoothing: the fluid band is 40 HU wide, about two noise SDs.
-    smooth = ndi.gaussian_filter(grid.hu, sigma=[max(0.3, 1.5 / d) for d in spacing])
+    smooth = grid.smoothed()  # the fluid band is 40 HU wide, about two noise SDs
     fluid = (anatomy.body & ~anatomy.lungs & ~lesions
              & (smooth >= FLUID_HU[0]) & (smooth <= FLUID_HU[1]))
     band = fluid
@@ -146,10 +145,8 @@ def _lung_contact_cm2(labels: np.ndarray, band: np.ndarray, asked: np.ndarray,
         if np.array_equal(step, grown):
             break
         grown = step
-    region = np.zeros(lungs.shape, dtype=bool)
-    region[box] = True
     reach = disk(max(1, int(round(LUNG_REACH_MM / spacing[1]))))
-    near_lung = dilate_near(lungs, reach, region)[box]
+    near_lung = dilate_within(lungs, reach, box)[box]
     touch = np.bincount(grown.ravel(), weights=near_lung.ravel(), minlength=asked.size)
     return np.where(asked, touch * (spacing[0] * spacing[1] / 100.0), 0.0)
 
@@ -270,7 +267,7 @@ def effusion_measures(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
 def pneumothorax_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     """Free pleural air: structureless gas layered on the chest wall, in or apart from the lung."""
     lungs = anatomy.lungs
-    smooth = ndi.gaussian_filter(grid.hu, sigma=[max(0.3, 1.5 / d) for d in grid.spacing_zyx])
+    smooth = grid.smoothed()
     gas = lungs & (smooth < GAS_HU)
     gas = ndi.binary_opening(gas, structure=ball_mm(2.5, grid.spacing_zyx))
     # Outer layer: lung within 12 mm of the tissue around it (the smoothed gas

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from inference.types import Evidence, ImageConditions
 from series_selector.types import HUVolume
@@ -28,6 +29,22 @@ class WorkGrid:
     hu: np.ndarray  # float32 [z, y, x]
     factors: tuple[int, int, int]
     source: HUVolume
+    _smoothed: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def smoothed(self, sigma_mm: float = 1.5) -> np.ndarray:
+        """``hu`` smoothed by a Gaussian of ``sigma_mm``, made once per grid (read-only).
+
+        Density bands 40-400 HU wide are only a few noise SDs wide on thin, sharp or
+        low-dose slices, so the lung stages classify the local mean; four of them read
+        the same 1.5 mm copy.
+        """
+        out = self._smoothed.get(sigma_mm)
+        if out is None:
+            out = ndi.gaussian_filter(self.hu, sigma=[max(0.3, sigma_mm / d)
+                                                      for d in self.spacing_zyx])
+            out.flags.writeable = False
+            self._smoothed[sigma_mm] = out
+        return out
 
     @property
     def shape(self) -> tuple[int, int, int]:
