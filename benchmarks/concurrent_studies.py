@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.api_server import api_server  # noqa: E402
+from tests.helpers import zip_folder  # noqa: E402
 
 REAL_CASES = ("lidc_idri_0001", "lidc_idri_0003", "lungpetctdx_A0001")
 RUNS = {
@@ -45,24 +45,16 @@ RUNS = {
 }
 
 
-def _zip_folder(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
-    return archive
-
-
 def _studies(tmp: Path, phantoms: int) -> list[tuple[str, Path]]:
     shared = REPO.parent / "shared" / "data"
     if phantoms == 0 and all((shared / c).is_dir() for c in REAL_CASES):
-        return [(c, _zip_folder(shared / c, tmp / f"{c}.zip")) for c in REAL_CASES]
+        return [(c, zip_folder(shared / c, tmp / f"{c}.zip")) for c in REAL_CASES]
     from phantom import write_small_study
 
     out = []
     for seed in range(max(1, phantoms)):
         study = write_small_study(tmp / f"phantom{seed}", seed=seed)
-        out.append((f"phantom{seed}", _zip_folder(Path(study.root), tmp / f"phantom{seed}.zip")))
+        out.append((f"phantom{seed}", zip_folder(Path(study.root), tmp / f"phantom{seed}.zip")))
     return out
 
 

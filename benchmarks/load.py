@@ -22,7 +22,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.api_server import api_server  # noqa: E402
+from tests.helpers import zip_folder  # noqa: E402
 
 LOCUSTFILE = '''
 from locust import HttpUser, constant, task
@@ -62,12 +62,7 @@ def _study(folder: Path) -> Path:
     from phantom import write_small_study
 
     study = write_small_study(folder / "study", seed=0)
-    archive = folder / "study.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(Path(study.root).rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(study.root).as_posix())
-    return archive
+    return zip_folder(Path(study.root), folder / "study.zip")
 
 
 def _hwm_mb(pid: int) -> float:

@@ -61,17 +61,6 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def zip_folder(folder: Path, archive: Path) -> Path:
-    """ZIP every file under ``folder`` (nested paths kept), as a user would upload it."""
-    import zipfile
-
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
-    return archive
-
-
 @pytest.fixture(scope="session")
 def small_study(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A small multi-series phantom chest CT study (localizer, thin, thick), no lesions."""

@@ -1,5 +1,5 @@
-"""Helpers shared by several test packages (and ``benchmarks/scp.py``): ports, polling,
-stopping processes, and one tiny pydicom CT slice.
+"""Helpers shared by several test packages (and the benchmarks): ports, polling,
+stopping processes, zipping a study for upload, and one tiny pydicom CT slice.
 
 Plain functions, no fixtures: each package's ``conftest.py`` builds its own
 fixtures on them, so one copy decides how a free port is found or how a
@@ -13,12 +13,23 @@ import signal
 import socket
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """ZIP every file under ``folder`` (nested paths kept), as a user would upload it."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return archive
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ import time
 
 from ctnode.settings import AnalyzerSettings, Settings
 from inference.analyzer import analyze, assessed_keys, map_findings
+from inference.analyzer.types import Analysis
 from inference.models.base import Model
 from inference.types import ModelOutput, ModelStatus
 from series_selector.types import HUVolume
@@ -50,6 +51,13 @@ class ChestQuantModel(Model):
         """Analyse one volume. Raises NotChestError when it holds no lungs."""
         t0 = time.perf_counter()
         analysis = analyze(volume, self._settings)
+        seconds = time.perf_counter() - t0
+        logger.info("chest_quant on series %s: %.1f s", volume.series_uid or "?", seconds)
+        return self.output(analysis, seconds)
+
+    def output(self, analysis: Analysis, seconds: float) -> ModelOutput:
+        """The model output of an analysis already made (by ``predict``, or a cache of
+        analyses such as the test session's): findings mapped, measures as features."""
         findings = map_findings(analysis, self._settings)
         # The stacker names features "<model>.f.<name>": no model prefix here.
         features = {
@@ -57,7 +65,5 @@ class ChestQuantModel(Model):
             for k, m in sorted(analysis.measures.items())
             if m.value is not None
         }
-        seconds = time.perf_counter() - t0
-        logger.info("chest_quant on series %s: %.1f s", volume.series_uid or "?", seconds)
         return ModelOutput(model=self.status, findings=findings, features=features,
                            seconds=seconds, conditions=analysis.conditions)

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ctnode.settings import Settings
 from inference.findings import FINDINGS
-from tests.conftest import shared_case, zip_folder
+from tests.conftest import shared_case
+from tests.helpers import zip_folder
 
 SEED_KEYS = {
     "study_uid", "series_uid", "probability_of_pathology", "pathology", "top_pathologies",

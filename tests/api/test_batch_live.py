@@ -27,8 +27,8 @@ from api.batch import RESULTS_SHEET, LocalProcessor, discover_inputs, load_rows,
 from api.batch.runner import OutputFormat
 from api.metrics import parse_metrics_text
 from ctnode.settings import Settings
-from tests.conftest import SHARED_DATA, zip_folder
-from tests.helpers import free_port
+from tests.conftest import SHARED_DATA
+from tests.helpers import free_port, zip_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_PHANTOMS = 2

@@ -130,7 +130,7 @@ def test_metrics_need_the_key_when_one_is_set(keyed: Settings) -> None:
 def test_truncated_zip_is_a_malformed_upload(client: TestClient, small_study: Any,
                                              tmp_path: Path) -> None:
     """README: 400 for a malformed upload (was 422 'neither a ZIP ...')."""
-    from tests.conftest import zip_folder
+    from tests.helpers import zip_folder
 
     data = zip_folder(small_study.root, tmp_path / "s.zip").read_bytes()
     r = _post(client, "/predict", "s.zip", data[: len(data) // 2])

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ctnode.cli import app
-from tests.conftest import REPO_ROOT, zip_folder
+from tests.conftest import REPO_ROOT
+from tests.helpers import zip_folder
 
 runner = CliRunner()
 

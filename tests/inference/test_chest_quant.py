@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,6 +13,7 @@ from inference.models.chest_quant import ChestQuantModel
 from inference.types import ModelOutput
 from series_selector.types import HUVolume
 from tests.conftest import SHARED_DATA as DATA
+from tests.conftest import real_analysis, real_volume
 from tests.inference.analyzer_synth import synthetic_chest
 
 A0001 = DATA / "lungpetctdx_A0001"
@@ -68,26 +67,18 @@ def test_volume_without_lungs_raises_not_chest() -> None:
         ChestQuantModel().predict(synthetic_chest(with_lungs=False).volume)
 
 
-def _load_series(folder: Path) -> HUVolume:
-    from series_selector import index_path, load_volume, select_series
-
-    index = index_path(folder)
-    report = select_series(index, Settings().selection)
-    return load_volume(index, report)
-
-
 @pytest.fixture(scope="module")
 def a0001() -> HUVolume:
-    if not A0001.is_dir():
-        pytest.skip("shared/data/lungpetctdx_A0001 is not beside this checkout")
-    return _load_series(A0001 / "series_kernel_B")
+    return real_volume("lungpetctdx_A0001")
 
 
 @pytest.fixture(scope="module")
-def a0001_output(a0001: HUVolume) -> ModelOutput:
-    return ChestQuantModel().predict(a0001)
+def a0001_output() -> ModelOutput:
+    """The model output of the session's cached analysis of A0001 (one analysis per run)."""
+    return ChestQuantModel().output(real_analysis("lungpetctdx_A0001").analysis, seconds=0.0)
 
 
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_lung_cancer_case(a0001_output: ModelOutput) -> None:
     out = a0001_output
     f = out.features
@@ -95,7 +86,6 @@ def test_real_lung_cancer_case(a0001_output: ModelOutput) -> None:
     assert 3500 < f["lung_volume"] < 8000
     assert f["lung_volume_right"] > f["lung_volume_left"]
     assert f["laa950"] < 3.0  # no emphysema on a 5 mm soft-kernel series
-    assert out.seconds > 0  # timed (speed itself is measured in benchmarks/analyzer.py)
 
 
 def _annotated_tumour_box(volume: HUVolume) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +106,7 @@ def _annotated_tumour_box(volume: HUVolume) -> tuple[np.ndarray, np.ndarray]:
     return pts.min(axis=0), pts.max(axis=0)
 
 
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_case_mass_is_at_the_annotated_tumour(a0001: HUVolume,
                                                    a0001_output: ModelOutput) -> None:
     """The biopsy-proven adenocarcinoma (Lung-PET-CT-Dx A0001) must be the lung mass found."""
@@ -141,6 +132,7 @@ def test_abdomen_nifti_is_not_a_chest() -> None:
         ChestQuantModel(AnalyzerSettings()).predict(load_nifti(path))
 
 
+@pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_case_mass_is_called(a0001_output: ModelOutput) -> None:
     mass = {f.key: f for f in a0001_output.findings}["lung_mass"]
     assert mass.probability is not None and mass.probability > 0.5

@@ -16,7 +16,8 @@ from ctnode.settings import Settings
 from inference import pipeline, run_pipeline
 from inference.findings import FINDING_KEYS
 from inference.types import ProcessingStatus
-from tests.conftest import shared_case, zip_folder
+from tests.conftest import shared_case
+from tests.helpers import zip_folder
 
 
 def test_folder_and_zip_give_the_same_result(settings: Settings, small_study: Any,
