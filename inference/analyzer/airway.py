@@ -4,7 +4,10 @@ Why tracking and not one 3-D region growing: below the carina the bronchi open
 into the lungs and a region grown at -950 HU leaks into emphysematous lung. The
 trachea is a round air column of 1.5-6 cm^2 near the midline (adult tracheal
 diameter 13-25 mm; Breatnach et al., AJR 1984); we follow it caudally while each
-step stays airway-sized, through the carina, and stop ~30 mm below it.
+step stays airway-sized, through the carina, and stop ~30 mm below it. When the
+tracheal air is noisy (lower dose, sharper kernel), noise specks beside the wall read as
+a second branch, a false carina: the track is then made on a lightly smoothed copy
+(``AIR_MARGIN_Z``, ``DENOISE_SIGMA_MM``; issue 12).
 """
 
 from __future__ import annotations
@@ -35,9 +38,66 @@ tracheal diameter (13-25 mm, Breatnach et al., AJR 1984), so a track never jumps
 neighbouring air column."""
 
 
+AIR_MARGIN_Z = 3.0
+"""How many noise SDs the tracheal air must lie below ``AIRWAY_HU`` for the threshold to
+hold the lumen: the three-sigma rule, at most 0.13% of lumen voxels (one-sided normal
+tail) cross it, i.e. less than one voxel of a trachea's cross-section. Below that,
+noise punches holes in the lumen and leaves air specks beside its wall, and a speck
+that touches the track reads as a second branch, a false carina 30 mm above which the
+track stops (issue 12: a 40 HU lower-dose copy of a real case)."""
+DENOISE_SIGMA_MM = 1.2
+"""In-plane Gaussian SD of the copy that is tracked when the air is too noisy (phantom
+physics): the blurred edge of a -1000 to +40 HU step crosses ``AIRWAY_HU`` 1.3 SD inside
+the air, so a lumen narrows by 1.3 x 1.2 = 1.6 mm per side and the narrowest adult main
+bronchus (8 mm across; Gray's Anatomy 41st ed.) keeps more than half its radius, while
+the white part of the noise drops by a factor ~2 on the 1.6-2.1 mm work grid."""
+
+
 def find_airway(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, float],
                 cranial_sign: int) -> np.ndarray:
-    """Mask of trachea and main bronchi; empty when the trachea is not in the field."""
+    """Mask of trachea and main bronchi; empty when the trachea is not in the field.
+
+    Tracked on the image itself; when the noise of the tracheal air (measured on the
+    first ``SEED_RUN_MM`` of the track) leaves less than ``AIR_MARGIN_Z`` SDs below
+    ``AIRWAY_HU``, tracked again on a copy smoothed in plane by ``DENOISE_SIGMA_MM``
+    (lower dose, larger patient, sharper kernel). Scans with quiet air keep the plain track.
+    """
+    airway = _track(hu, body, spacing_zyx, cranial_sign)
+    if airway.any() and _air_margin_z(hu, airway, spacing_zyx, cranial_sign) < AIR_MARGIN_Z:
+        dz, dy, dx = spacing_zyx
+        quiet = ndi.gaussian_filter(hu.astype(np.float32),
+                                    (0.0, DENOISE_SIGMA_MM / dy, DENOISE_SIGMA_MM / dx))
+        smoothed = _track(quiet, body, spacing_zyx, cranial_sign)
+        logger.info("airway: noisy tracheal air, tracked on a %.1f mm smoothed copy "
+                    "(%d -> %d slices)", DENOISE_SIGMA_MM,
+                    int(airway.any(axis=(1, 2)).sum()), int(smoothed.any(axis=(1, 2)).sum()))
+        if smoothed.any():
+            airway = smoothed
+    return airway
+
+
+def _air_margin_z(hu: np.ndarray, airway: np.ndarray, spacing_zyx: tuple[float, float, float],
+                  cranial_sign: int) -> float:
+    """(``AIRWAY_HU`` - median air HU) / robust SD, in the upper trachea's lumen core.
+
+    The core is the lumen less one voxel (the wall's partial volume); median and MAD
+    resist the few wall voxels left.
+    """
+    zs = np.nonzero(airway.any(axis=(1, 2)))[0]
+    top = zs[::-1] if cranial_sign > 0 else zs
+    run = max(1, int(round(SEED_RUN_MM / spacing_zyx[0])))
+    vals = [hu[k][ndi.binary_erosion(airway[k])] for k in top[:run + 1]]
+    air = np.concatenate(vals) if vals else np.empty(0)
+    if air.size < 10:
+        return np.inf
+    med = float(np.median(air))
+    sd = 1.4826 * float(np.median(np.abs(air - med)))
+    return (AIRWAY_HU - med) / sd if sd > 0 else np.inf
+
+
+def _track(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, float],
+           cranial_sign: int) -> np.ndarray:
+    """The slice-by-slice track of trachea and main bronchi (module doc)."""
     dz, dy, dx = spacing_zyx
     px_cm2 = dy * dx / 100.0
     airway = np.zeros(hu.shape, dtype=bool)

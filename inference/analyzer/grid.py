@@ -23,8 +23,17 @@ def block_factors(volume: HUVolume, in_plane_mm: float, slice_mm: float) -> tupl
 
 
 def make_work_grid(volume: HUVolume, in_plane_mm: float, slice_mm: float) -> WorkGrid:
-    """Block-average the volume (slab by slab, to keep peak memory near the input's size)."""
-    fz, fy, fx = block_factors(volume, in_plane_mm, slice_mm)
+    """Block-average the volume to about ``in_plane_mm`` x ``slice_mm`` voxels."""
+    factors = block_factors(volume, in_plane_mm, slice_mm)
+    out = block_mean(volume, factors)
+    logger.debug("work grid %s from %s (factors %s)", out.shape, volume.shape, factors)
+    return WorkGrid(hu=out, factors=factors, source=volume)
+
+
+def block_mean(volume: HUVolume, factors: tuple[int, int, int]) -> np.ndarray:
+    """The mean of each (fz, fy, fx) block, slab by slab to keep peak memory near the
+    input's size; a partial last block repeats its edge voxels."""
+    fz, fy, fx = factors
     nz, ny, nx = volume.shape
     oz, oy, ox = -(-nz // fz), -(-ny // fy), -(-nx // fx)
     out = np.empty((oz, oy, ox), dtype=np.float32)
@@ -32,8 +41,7 @@ def make_work_grid(volume: HUVolume, in_plane_mm: float, slice_mm: float) -> Wor
         slab = volume.voxels[k * fz:(k + 1) * fz].astype(np.float32)
         slab = _pad_to(slab, (fz, oy * fy, ox * fx))
         out[k] = slab.reshape(fz, oy, fy, ox, fx).mean(axis=(0, 2, 4))
-    logger.debug("work grid %s from %s (factors %s)", out.shape, volume.shape, (fz, fy, fx))
-    return WorkGrid(hu=out, factors=(fz, fy, fx), source=volume)
+    return out
 
 
 def _pad_to(a: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

@@ -35,7 +35,10 @@
   nodule stage's 30 mm closing (solid tissue holding a 20 mm ball,
   ``MASS_CORE_RADIUS_MM``) is that mass's ground-glass margin or subsolid part
   (halo sign, part-solid lesion: Hansell et al. 2008), read by ``lung_mass``,
-  not a second finding. A nodule's margin is thinner than the 12 mm ball.
+  not a second finding. A nodule's margin is thinner than the 12 mm ball. The opening
+  can cut such a margin at a neck into pieces (on a softer or sharper kernel, issue 12);
+  pieces joined through band voxels within one ball radius of them are one region, and
+  all of it is the mass's margin when any piece touches the mass.
 """
 
 from __future__ import annotations
@@ -228,18 +231,32 @@ def ground_glass_mask(grid: WorkGrid, anatomy: Anatomy, hu: np.ndarray,
     solid = (hu[box] >= CONSOLIDATION_BAND[0]) & ext[box] & ~lungs[box]
     mass = np.zeros_like(lungs)
     mass[box] = open_ball(solid, MASS_CORE_RADIUS_MM, sp)
-    return _without_touching(ggo, mass, HALO_CONTACT_MM, sp)
+    # The opening cuts a mass's ground-glass margin at its necks (narrower than the ball),
+    # more so on a blurred image (softer kernel, thicker slices: issue 12); the pieces are
+    # still joined through the band near them, and all are that mass's margin.
+    return _without_touching(ggo, mass, HALO_CONTACT_MM, sp, band, GGO_CORE_RADIUS_MM)
 
 
 def _without_touching(regions: np.ndarray, other: np.ndarray, within_mm: float,
-                      spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-    """``regions`` less its connected components that come within ``within_mm`` of ``other``."""
+                      spacing_zyx: tuple[float, float, float],
+                      bridge: np.ndarray | None = None, bridge_mm: float = 0.0) -> np.ndarray:
+    """``regions`` less its connected components that come within ``within_mm`` of ``other``.
+
+    With ``bridge``, components joined through ``bridge`` voxels that lie within
+    ``bridge_mm`` of them count as one.
+    """
     margin = int(np.ceil(within_mm / min(spacing_zyx))) + 1
     box = crop_box(regions, margin=margin)
     if box is None or not other[box].any():
         return regions
     near = ndi.distance_transform_edt(~other[box], sampling=spacing_zyx) <= within_mm
-    labels, n = ndi.label(regions[box])
+    joined = regions[box]
+    if bridge is not None:
+        # Pieces joined through ``bridge`` within ``bridge_mm`` of them are one region.
+        close = ndi.distance_transform_edt(~joined, sampling=spacing_zyx) <= bridge_mm
+        joined = joined | (bridge[box] & close)
+    labels, n = ndi.label(joined)
+    labels[~regions[box]] = 0
     touching = np.bincount(labels.ravel(), weights=near.ravel(), minlength=n + 1) > 0
     touching[0] = False
     out = regions.copy()

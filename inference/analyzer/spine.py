@@ -141,10 +141,23 @@ RIB_HEAD_MM = 4.0
 most medial point: the z of the articulation, not of one noisy voxel."""
 
 
+_SliceBones = tuple[np.ndarray, list[tuple[int, float, float, int]], float, float, bool]
+"""Per slice: component labels, posterior candidates (label, row, column, area), the body's
+middle column and width, and whether the image's edge cuts the body."""
+
+
 def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
-    """Per-slice filled bone of the spine: the bone component nearest the posterior midline."""
+    """Per-slice filled bone of the spine: the bone component nearest the posterior midline.
+
+    The midline is the body's middle where the body lies wholly in the image; where the
+    field of view cuts the body (a targeted, off-centre reconstruction), that middle
+    moves with the cut and a rib or scapula near it was taken for the spine (the
+    aorta was then looked for on the vertebral body). There the column is found from
+    the image content instead (``_column_x``).
+    """
     bone = anatomy.body & (grid.hu > CORTEX_HU)
     spine = np.zeros_like(bone)
+    slices: dict[int, _SliceBones] = {}
     for k in range(bone.shape[0]):
         if not anatomy.body[k].any():
             continue
@@ -153,25 +166,52 @@ def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
         if n == 0:
             continue
         ys, xs = np.nonzero(anatomy.body[k])
-        cx = (xs.min() + xs.max()) / 2.0
         back = ys.max() if anatomy.anterior_sign < 0 else ys.min()
         depth = ys.max() - ys.min()
-        best, best_cost = 0, np.inf
+        comps = []
         for lab, sl in enumerate(ndi.find_objects(labels), start=1):
-            area = (labels[sl] == lab).sum()
+            area = int((labels[sl] == lab).sum())
             if area < 20:
                 continue
             yc = (sl[0].start + sl[0].stop) / 2.0
             xc = (sl[1].start + sl[1].stop) / 2.0
-            # Spine: near the midline, in the posterior third, large.
-            if abs(yc - back) > 0.45 * depth or abs(xc - cx) > 0.15 * (xs.max() - xs.min()):
+            # Spine: in the posterior third.
+            if abs(yc - back) <= 0.45 * depth:
+                comps.append((lab, yc, xc, area))
+        slices[k] = (labels, comps, (xs.min() + xs.max()) / 2.0,
+                     float(xs.max() - xs.min()), _body_cut(anatomy, k))
+    column = _column_x(slices)
+    for k, (labels, comps, cx, width, cut) in slices.items():
+        mid = column if cut and column is not None else cx
+        best, best_cost = 0, np.inf
+        for lab, _, xc, area in comps:
+            # Near the midline, large.
+            if abs(xc - mid) > 0.15 * width:
                 continue
-            cost = abs(xc - cx) - 0.01 * area
+            cost = abs(xc - mid) - 0.01 * area
             if cost < best_cost:
                 best, best_cost = lab, cost
         if best:
             spine[k] = labels == best
     return spine
+
+
+def _body_cut(anatomy: Anatomy, k: int) -> bool:
+    """Whether the image's edge cuts the body on slice ``k`` (its middle is then unknown)."""
+    return anatomy.edge is not None and bool((anatomy.body[k] & anatomy.edge).any())
+
+
+def _column_x(slices: dict[int, _SliceBones]) -> float | None:
+    """The vertebral column's column (x) from the image content, or None.
+
+    On each slice the largest filled bone in the posterior third is taken (a vertebra
+    with its arch, ~1000-2000 mm2, against a rib's or scapula's cross-section of a few
+    hundred mm2); the median over the slices outvotes the few where a scapula or a
+    broken osteoporotic cortex wins. The column runs along z within a few cm in plane,
+    so one value serves the series.
+    """
+    xs = [max(comps, key=lambda c: c[3])[2] for _, comps, _, _, _ in slices.values() if comps]
+    return float(np.median(xs)) if xs else None
 
 
 def _unit(grid: WorkGrid, anatomy: Anatomy) -> float:

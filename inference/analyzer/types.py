@@ -7,13 +7,17 @@ change what an earlier stage produced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from inference.types import Evidence, ImageConditions
 from series_selector.types import HUVolume
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -30,6 +34,15 @@ class WorkGrid:
     factors: tuple[int, int, int]
     source: HUVolume
     _smoothed: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, made once per grid and kept under ``key``: a derived image that
+        several stages read (``kernel.standard_equivalent``). Stages of one thread only
+        (``analyze``) share a key, so no lock is needed."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return cast(T, self._derived[key])
 
     def smoothed(self, sigma_mm: float = 1.5) -> np.ndarray:
         """``hu`` smoothed by a Gaussian of ``sigma_mm``, made once per grid (read-only).

@@ -106,3 +106,22 @@ def test_lidc_0003_mass_probability_holds_across_variants(variant: str) -> None:
     assert varied["lung_nodule"] is not None and original["lung_nodule"] is not None
     assert abs(varied["lung_nodule"] - original["lung_nodule"]) <= 0.15
 
+
+
+@pytest.mark.real_analysis("lidc_idri_0003")
+def test_lidc_0003_mass_measured_on_its_largest_section_under_noise() -> None:
+    """With 40 HU of noise a strand of ground glass joined LIDC-0003's part-solid mass on one
+    slice: the longest chord over all slices went 30.2 -> 33.1 mm and lung_mass 0.53 -> 0.89.
+    The long axis is now read on the slice of largest section: 30.2 -> 30.5 mm, lung_mass
+    0.53 -> 0.66 (measured)."""
+    from tests.conftest import real_analysis
+
+    original = real_analysis("lidc_idri_0003")
+    noisy = real_analysis("lidc_idri_0003", "noise40")
+    d0 = original.analysis.measures["mass_diameter"].value
+    d = noisy.analysis.measures["mass_diameter"].value
+    assert d0 is not None and d is not None
+    assert abs(d - d0) <= 1.0, (d0, d)
+    p0, p = original.probabilities["lung_mass"], noisy.probabilities["lung_mass"]
+    assert p0 is not None and p is not None
+    assert abs(p - p0) <= 0.15, (p0, p)

@@ -150,3 +150,43 @@ def test_real_chest_without_opacity_scores_low(name: str) -> None:
     p = real_analysis(name).probabilities
     assert p["lung_opacity"] is not None and p["lung_opacity"] < 0.5
     assert p["consolidation"] is not None and p["consolidation"] < 0.5
+
+
+def test_margin_cut_by_the_opening_is_still_the_mass_margin() -> None:
+    """Issue 12: on a softer kernel the 12 mm opening cut the Lung-PET-CT-Dx tumour's
+    ground-glass margin at a neck; the far piece (1.83 ml) no longer touched the mass and
+    read as ground glass (lung_opacity 0.34 -> 0.62). Pieces joined through the band near
+    them are one region."""
+    from inference.analyzer.parenchyma import HALO_CONTACT_MM, _without_touching
+
+    shape = (12, 12, 40)
+    mass = np.zeros(shape, dtype=bool)
+    mass[:, :, :4] = True
+    near_piece = np.zeros(shape, dtype=bool)
+    near_piece[2:10, 2:10, 5:13] = True  # 2 mm from the mass
+    far_piece = np.zeros(shape, dtype=bool)
+    far_piece[2:10, 2:10, 18:26] = True  # 10 mm beyond the near one
+    neck = np.zeros(shape, dtype=bool)
+    neck[5:7, 5:7, 13:18] = True  # band voxels the opening took away
+    ggo = near_piece | far_piece
+    band = ggo | neck
+    plain = _without_touching(ggo, mass, HALO_CONTACT_MM, SPACING)
+    assert not plain[near_piece].any() and plain[far_piece].all()
+    joined = _without_touching(ggo, mass, HALO_CONTACT_MM, SPACING, band, GGO_CORE_RADIUS_MM)
+    assert not joined.any()
+    # A separate region (no band between) stays ground glass.
+    kept = _without_touching(ggo, mass, HALO_CONTACT_MM, SPACING, ggo, GGO_CORE_RADIUS_MM)
+    assert kept[far_piece].all()
+
+
+@pytest.mark.real_analysis("lungpetctdx_A0001")
+@pytest.mark.parametrize("variant", ["soft", "sharp"])
+def test_kernel_does_not_change_the_opacity_call(variant: str) -> None:
+    """Issue 12: lung_opacity of lungpetctdx_A0001 moved 0.34 -> 0.62 (soft) and 0.47
+    (sharp): a piece of the tumour's ground-glass margin cut off by the opening."""
+    from tests.conftest import real_analysis
+
+    p0 = real_analysis("lungpetctdx_A0001").probabilities["lung_opacity"]
+    p = real_analysis("lungpetctdx_A0001", variant).probabilities["lung_opacity"]
+    assert p0 is not None and p is not None
+    assert abs(p - p0) < 0.15, f"{variant}: {p0:.2f} -> {p:.2f}"
