@@ -138,8 +138,9 @@ def _lumen_disk(hu: np.ndarray, c: tuple[int, int], r: float, dy: float, dx: flo
     median of the disk's inner half) and soft tissue (``WALL_HU``): the half-maximum edge
     of a blurred step. A disk whose core is not enhanced (``ENHANCED_LUMEN_HU``) is kept.
     """
-    # Everything is read in the box of the disk grown by two pixels, plus two pixels
-    # more for the 3x3 median's own reach: the same values as on the whole slice.
+    # Everything is read in the box of the disk grown by two pixels (``reach``), plus two
+    # pixels more, over the 3x3 median's one-pixel reach: inside ``reach`` the median
+    # filtered box holds the same values as the median filtered whole slice.
     reach = r + 2.0 * max(dy, dx)
     y0 = max(0, c[0] - int(np.ceil(reach / dy)) - 2)
     x0 = max(0, c[1] - int(np.ceil(reach / dx)) - 2)
@@ -154,9 +155,7 @@ def _lumen_disk(hu: np.ndarray, c: tuple[int, int], r: float, dy: float, dx: flo
         return r, c
     # A 3x3 median and hole filling: single noise pixels below the edge level inside a
     # faintly enhanced (venous) lumen would otherwise cut the inscribed disk.
-    smooth = ndi.median_filter(hu[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1], size=3)
-    smooth = smooth[y0 - max(0, y0 - 1): y0 - max(0, y0 - 1) + box.shape[0],
-                    x0 - max(0, x0 - 1): x0 - max(0, x0 - 1) + box.shape[1]]
+    smooth = ndi.median_filter(box, size=3)
     lumen = ndi.binary_fill_holes((smooth >= 0.5 * (lumen_hu + WALL_HU)) & (d2 <= reach ** 2))
     labels, _ = ndi.label(lumen)
     lab = labels[c[0] - y0, c[1] - x0]

@@ -341,7 +341,16 @@ def _is_streak(lesion: np.ndarray, dense: np.ndarray, px_mm: float) -> bool:
     elongated, with its long axis pointing at undiluted contrast within reach (the source
     is a body 10-20 mm across: its nearest pixel need not lie on the streak's line)."""
     ys, xs = np.nonzero(lesion)
-    if ys.size < 3 or not dense.any():
+    return _points_are_streak(ys, xs, np.nonzero(dense), px_mm)
+
+
+def _points_are_streak(ys: np.ndarray, xs: np.ndarray, dense_yx: tuple[np.ndarray, ...],
+                       px_mm: float) -> bool:
+    """``_is_streak`` on the lesion's pixel coordinates (row-major order) and those of the
+    streak sources (``np.nonzero(dense)``), so a caller testing many lesions of one
+    plane finds the sources once and reads each lesion in its own box."""
+    dy, dx = dense_yx
+    if ys.size < 3 or dy.size == 0:
         return False
     cy, cx = float(ys.mean()), float(xs.mean())
     w, v = np.linalg.eigh(np.cov(np.vstack([ys - cy, xs - cx])))
@@ -349,7 +358,6 @@ def _is_streak(lesion: np.ndarray, dense: np.ndarray, px_mm: float) -> bool:
         return False  # compact (the floor: a one-pixel-wide line's own width, 1/12 px^2)
     # A line through the source: some undiluted contrast within reach lies along the
     # long axis (either way), within the angular tolerance.
-    dy, dx = np.nonzero(dense)
     ry, rx = dy - cy, dx - cx
     dist = np.hypot(ry, rx)
     near = (dist > 0) & (dist * px_mm <= STREAK_REACH_MM)
@@ -372,16 +380,20 @@ def _without_streaks(calc: np.ndarray, slab: np.ndarray, px_mm: float,
     near = _near_dense_contrast(slab, px_mm, not_source)
     if not dense.any() and not near.any():
         return calc
+    # Each component is read in its own box: its in-plane footprint there, offset to
+    # plane coordinates (row-major, as ``np.nonzero`` of the whole plane gives them).
+    dense_yx = np.nonzero(dense)
     labels, _ = ndi.label(calc)
     out = calc.copy()
     for lab, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        own = (labels[sl] == lab).any(axis=0)
-        mask = np.zeros(calc.shape[1:], dtype=bool)
-        mask[sl[1], sl[2]] = own
-        if near[mask].any() or _is_streak(mask, dense, px_mm):
-            out[labels == lab] = False
+        comp = labels[sl] == lab
+        own = comp.any(axis=0)
+        ys, xs = np.nonzero(own)
+        if (near[sl[1], sl[2]][own].any()
+                or _points_are_streak(ys + sl[1].start, xs + sl[2].start, dense_yx, px_mm)):
+            out[sl][comp] = False
     return out
 
 

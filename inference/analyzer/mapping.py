@@ -161,6 +161,13 @@ def _log_logistic_of(measure: str, threshold: Callable[[AnalyzerSettings], float
     return score
 
 
+def _emphysema_of(measure: str) -> Score:
+    """The emphysema rule's score read on ``measure`` (LAA%-950, raw or smoothed)."""
+    return _logistic_of(measure, lambda s: s.emphysema_laa950_pct, LAA_SCALE_PCT)
+
+
+_EMPHYSEMA = _emphysema_of("laa950")
+_EMPHYSEMA_SMOOTHED = _emphysema_of("laa950_smoothed")
 _GROUND_GLASS = _log_logistic_of("ggo_largest", lambda s: s.opacity_ml, OPACITY_LOG_SCALE)
 _CONSOLIDATION = _log_logistic_of("consolidation_largest", lambda s: s.consolidation_ml,
                                   CONSOLIDATION_LOG_SCALE)
@@ -200,13 +207,13 @@ def _laa_validity(a: Analysis, s: AnalyzerSettings) -> str:
 
 def _laa_noise_check(a: Analysis, s: AnalyzerSettings) -> str:
     """Why the LAA%-950 call is the noise's (module doc), "" when it is the lung's."""
-    raw, smooth = _val(a, "laa950"), _val(a, "laa950_smoothed")
-    t = s.emphysema_laa950_pct
-    if raw is None or smooth is None:
+    p_raw, p_smooth = _EMPHYSEMA(a, s), _EMPHYSEMA_SMOOTHED(a, s)
+    if p_raw is None or p_smooth is None:
         return ""
-    dp = abs(logistic(raw, t, LAA_SCALE_PCT) - logistic(smooth, t, LAA_SCALE_PCT))
+    dp = abs(p_raw - p_smooth)
     if dp < LAA_SMOOTHING_MAX_DP:
         return ""
+    raw, smooth, t = _val(a, "laa950"), _val(a, "laa950_smoothed"), s.emphysema_laa950_pct
     return (f"LAA%-950 reads {raw:.1f} % but {smooth:.1f} % after {LAA_SMOOTH_MM:g} mm "
             f"smoothing (probability {dp:.2f} apart against the {t:g} % threshold): the "
             "count is driven by image noise or a sharp kernel (overshoot), not by "
@@ -244,8 +251,7 @@ def _bone(a: Analysis, s: AnalyzerSettings) -> float | None:
 RULES: tuple[Rule, ...] = (
     Rule("emphysema", ("laa950", "laa950_smoothed", "laa910", "perc15", "laa_largest_cluster",
                        "image_noise"),
-         _logistic_of("laa950", lambda s: s.emphysema_laa950_pct, LAA_SCALE_PCT),
-         "LAA%-950 against the 6 % upper limit of normal", _laa_validity),
+         _EMPHYSEMA, "LAA%-950 against the 6 % upper limit of normal", _laa_validity),
     Rule("lung_opacity", ("ggo_largest", "consolidation_largest", "opacity_largest",
                           "opacity_fraction", "ggo_fraction", "ggo_fraction_left",
                           "ggo_fraction_right", "ggo_volume"),

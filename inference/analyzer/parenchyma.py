@@ -44,6 +44,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -97,43 +98,62 @@ HIST_MAX = 400
 """Lung histogram range (1 HU bins): air below -1000 plus noise, up to dense tissue."""
 
 
-def lung_histogram(grid: WorkGrid, lungs: np.ndarray) -> np.ndarray:
-    """Full-resolution HU histogram (1 HU bins from HIST_MIN) inside the lung mask.
+def _lung_slabs(grid: WorkGrid, lungs: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each work slice that holds lung: its full-resolution source slices and its lung mask
+    at full in-plane resolution.
 
-    Work slab by slab so the full-size mask never exists at once.
+    One slab at a time, so the full-size mask never exists at once; the histogram and the
+    smoothed count read the same slabs in one walk (``full_resolution_density``).
     """
     fz, fy, fx = grid.factors
     vox = grid.source.voxels
     nz, ny, nx = vox.shape
-    hist = np.zeros(HIST_MAX - HIST_MIN + 1, dtype=np.int64)
     for k in np.nonzero(lungs.any(axis=(1, 2)))[0]:
         m2 = np.repeat(np.repeat(lungs[k], fy, axis=0), fx, axis=1)[:ny, :nx]
-        slab = vox[k * fz:min(nz, (k + 1) * fz)]
-        vals = slab[:, m2].astype(np.int32).ravel()
-        np.clip(vals, HIST_MIN, HIST_MAX, out=vals)
-        hist += np.bincount(vals - HIST_MIN, minlength=hist.size)
+        yield vox[k * fz:min(nz, (k + 1) * fz)], m2
+
+
+def _slab_histogram(slab: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """HU histogram (1 HU bins from HIST_MIN) of the slab's voxels inside ``m2``."""
+    vals = slab[:, m2].astype(np.int32).ravel()
+    np.clip(vals, HIST_MIN, HIST_MAX, out=vals)
+    return np.bincount(vals - HIST_MIN, minlength=HIST_MAX - HIST_MIN + 1)
+
+
+def _slab_smoothed_low(slab: np.ndarray, m2: np.ndarray, sigma_yx: tuple[float, float]
+                       ) -> tuple[int, int]:
+    """(voxels inside ``m2``, those below -950 HU) after an in-plane Gaussian, slice by
+    slice so only one smoothed slice exists at a time."""
+    n = low = 0
+    for z in range(slab.shape[0]):
+        vals = ndi.gaussian_filter(slab[z].astype(np.float32), sigma_yx)[m2]
+        n += vals.size
+        low += int(np.count_nonzero(vals < -950.0))
+    return n, low
+
+
+def lung_histogram(grid: WorkGrid, lungs: np.ndarray) -> np.ndarray:
+    """Full-resolution HU histogram (1 HU bins from HIST_MIN) inside the lung mask."""
+    hist = np.zeros(HIST_MAX - HIST_MIN + 1, dtype=np.int64)
+    for slab, m2 in _lung_slabs(grid, lungs):
+        hist += _slab_histogram(slab, m2)
     return hist
 
 
-def smoothed_laa950(grid: WorkGrid, lungs: np.ndarray, sigma_mm: float = LAA_SMOOTH_MM
-                    ) -> float:
-    """LAA%-950 (%) of the full-resolution lung after an in-plane Gaussian of ``sigma_mm``.
-
-    Slice by slice, so only one smoothed slice exists at a time (module doc).
-    """
-    fz, fy, fx = grid.factors
-    vox = grid.source.voxels
-    nz, ny, nx = vox.shape
+def full_resolution_density(grid: WorkGrid, lungs: np.ndarray,
+                            sigma_mm: float = LAA_SMOOTH_MM) -> tuple[np.ndarray, float]:
+    """The full-resolution lung histogram (``lung_histogram``) and the LAA%-950 (%) after an
+    in-plane Gaussian of ``sigma_mm`` (module doc), from one walk over the lung slabs."""
     sx, sy, _ = grid.source.spacing
+    sigma_yx = (sigma_mm / sy, sigma_mm / sx)
+    hist = np.zeros(HIST_MAX - HIST_MIN + 1, dtype=np.int64)
     n = low = 0
-    for k in np.nonzero(lungs.any(axis=(1, 2)))[0]:
-        m2 = np.repeat(np.repeat(lungs[k], fy, axis=0), fx, axis=1)[:ny, :nx]
-        for z in range(k * fz, min(nz, (k + 1) * fz)):
-            sl = ndi.gaussian_filter(vox[z].astype(np.float32), (sigma_mm / sy, sigma_mm / sx))
-            vals = sl[m2]
-            n += vals.size
-            low += int(np.count_nonzero(vals < -950.0))
-    return 100.0 * low / n if n else 0.0
+    for slab, m2 in _lung_slabs(grid, lungs):
+        hist += _slab_histogram(slab, m2)
+        dn, dlow = _slab_smoothed_low(slab, m2, sigma_yx)
+        n += dn
+        low += dlow
+    return hist, (100.0 * low / n if n else 0.0)
 
 
 def density_measures(grid: WorkGrid, anatomy: Anatomy, pleural_air: np.ndarray
@@ -150,7 +170,7 @@ def density_measures(grid: WorkGrid, anatomy: Anatomy, pleural_air: np.ndarray
                               "right lung volume"),
                              ("lung_volume", lungs, "total lung volume")):
         out[name] = Measure(name, float(mask.sum()) * ml, "ml", desc)
-    hist = lung_histogram(grid, lungs)
+    hist, laa_smoothed = full_resolution_density(grid, lungs)
     n = hist.sum()
     hu = np.arange(HIST_MIN, HIST_MAX + 1)
     laa = float(hist[hu < -950].sum()) / n * 100.0
@@ -173,7 +193,7 @@ def density_measures(grid: WorkGrid, anatomy: Anatomy, pleural_air: np.ndarray
     out["laa950"] = Measure("laa950", laa, "%", "lung volume below -950 HU (LAA%-950)",
                             evidence)
     out["laa950_smoothed"] = Measure(
-        "laa950_smoothed", smoothed_laa950(grid, lungs), "%",
+        "laa950_smoothed", laa_smoothed, "%",
         f"LAA%-950 after {LAA_SMOOTH_MM:g} mm in-plane smoothing (check of the count)")
     out["laa910"] = Measure("laa910", laa910, "%", "lung volume below -910 HU")
     out["perc15"] = Measure("perc15", perc15, "[hnsf'U]", "15th percentile of lung density")

@@ -161,7 +161,7 @@ def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     for k in range(bone.shape[0]):
         if not anatomy.body[k].any():
             continue
-        filled = ndi.binary_fill_holes(ndi.binary_closing(bone[k], iterations=1))
+        _, filled = _closed_and_filled(bone[k])
         labels, n = ndi.label(filled)
         if n == 0:
             continue
@@ -238,7 +238,14 @@ def _kvp(grid: WorkGrid) -> float | None:
     return getattr(getattr(grid.source, "acquisition", None), "kvp", None)
 
 
-def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
+def _closed_and_filled(bone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``bone`` closed by one pixel, that with its holes filled): a cortical ring closed
+    across one-pixel gaps, and the body it rings (marrow, canal) filled in."""
+    closed = ndi.binary_closing(bone, iterations=1)
+    return closed, ndi.binary_fill_holes(closed)
+
+
+def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float, f: float
            ) -> dict[int, tuple[float, float]]:
     """Spinal canal centre (row, col) per slice of the spine, smoothed along z.
 
@@ -248,10 +255,11 @@ def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
     Slices where the arch is open (discs, foramina) take the running median of their
     neighbours, so the anchor follows the spine's curve and never the aorta, which lies
     in front of the body and can join the spine's bone mask when enhanced.
+    ``f``: the kVp factor of bone (``calcium_kvp_factor``).
     """
     dz, dy, dx = grid.spacing_zyx
     a = anatomy.anterior_sign
-    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
+    thr = CORTEX_HU * f
     lo_a, hi_a = (v * unit ** 2 / (dy * dx) for v in CANAL_AREA_MM2)
     found: dict[int, tuple[float, float]] = {}
     win = max(1, int(round(CANAL_SMOOTH_MM * unit / dz)))
@@ -262,8 +270,8 @@ def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
         r0, r1 = rows.min(), rows.max() + 1
         c0, c1 = cols.min(), cols.max() + 1
         hu = grid.hu[k, r0:r1, c0:c1]
-        bone = ndi.binary_closing(hu > thr, iterations=1)
-        holes = ndi.binary_fill_holes(bone) & ~bone
+        bone, filled = _closed_and_filled(hu > thr)
+        holes = filled & ~bone
         labels, n = ndi.label(holes)
         best: tuple[float, float] | None = None
         for lab in range(1, n + 1):
@@ -295,7 +303,7 @@ def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float
 
 
 def _body_profile(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, float]],
-                  unit: float) -> dict[int, float]:
+                  unit: float, f: float) -> dict[int, float]:
     """Per slice: how bony the vertebral column is in front of the canal (HU).
 
     The mean HU of a box inside the vertebral body: ``BODY_BOX`` of the body's depth in
@@ -304,11 +312,10 @@ def _body_profile(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float
     aorta lying on it (enhanced: 200-400 HU) stays out. A box inside a closed cortical
     ring (``RING_FILL``) is a body slice whatever its marrow's density: an osteoporotic
     body (50-110 HU) reads as faint as a disc, its cortex does not; such a slice counts
-    as ``DISC_MAX_HU`` + ``DISC_DEPTH_HU`` at least.
+    as ``DISC_MAX_HU`` + ``DISC_DEPTH_HU`` at least. ``f``: the kVp factor of bone.
     """
     dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
     a = anatomy.anterior_sign
-    f = calcium_kvp_factor(_kvp(grid))
     thr = CORTEX_HU * f
     ringed_hu = (DISC_MAX_HU + DISC_DEPTH_HU) * f
     depth = BODY_DEPTH_MM * unit
@@ -326,7 +333,7 @@ def _body_profile(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float
         w0, w1 = max(0, r0 - m), min(grid.shape[1], r1 + m)
         v0, v1 = max(0, c0 - m), min(grid.shape[2], c1 + m)
         win = grid.hu[k, w0:w1, v0:v1]
-        filled = ndi.binary_fill_holes(ndi.binary_closing(win > thr, iterations=1))
+        _, filled = _closed_and_filled(win > thr)
         box = (slice(r0 - w0, r1 - w0), slice(c0 - v0, c1 - v0))
         value = float(win[box].mean())
         if float(filled[box].mean()) >= RING_FILL:
@@ -336,7 +343,7 @@ def _body_profile(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float
 
 
 def _rib_heads(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, float]],
-               unit: float) -> list[tuple[float, int]]:
+               unit: float, f: float) -> list[tuple[float, int]]:
     """(slice of the articulation, side +-1) of every rib beside the spine.
 
     Ribs are labelled in 3-D as bone lateral to the vertebra (more than
@@ -348,11 +355,11 @@ def _rib_heads(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, f
     bar (``RIB_MIN_ELONGATION``; an enhanced kidney's cortex is not). Its most medial part
     is its costovertebral end, and the slices there are its level: a rib slopes down as
     it runs laterally, so the lateral parts of the lowest ribs lie beside L1-L2 while
-    their heads stay at T12.
+    their heads stay at T12. ``f``: the kVp factor of bone (``calcium_kvp_factor``).
     """
     dy, dx = grid.spacing_zyx[1], grid.spacing_zyx[2]
     a = anatomy.anterior_sign
-    thr = CORTEX_HU * calcium_kvp_factor(_kvp(grid))
+    thr = CORTEX_HU * f
     ks = sorted(canal)
     k0, k1 = ks[0], ks[-1] + 1
     yy, xx = np.ogrid[: grid.shape[1], : grid.shape[2]]
@@ -474,7 +481,8 @@ def find_l1(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
     if dz > MAX_SLICE_MM * unit + 0.01:
         return [], {}, (f"slices of {dz:.1f} mm are too thick to separate "
                         "the vertebrae by their discs, so L1 cannot be counted")
-    canal = _canal(grid, anatomy, spine, unit)
+    f = calcium_kvp_factor(_kvp(grid))  # bone reads higher at lower kVp, as calcium does
+    canal = _canal(grid, anatomy, spine, unit, f)
     if not canal:
         return [], {}, "the spinal canal was not found, so the vertebrae could not be counted"
     a, cs = anatomy.anterior_sign, anatomy.cranial_sign
@@ -483,7 +491,7 @@ def find_l1(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
     centre = (CANAL_RADIUS_MM * unit + 0.5 * depth) / dy
     bodies = {k: (0.45 * depth, int(round(cr + a * centre)), int(round(cc)))
               for k, (cr, cc) in canal.items()}
-    heads = _rib_heads(grid, anatomy, canal, unit)
+    heads = _rib_heads(grid, anatomy, canal, unit, f)
     if not heads:
         return [], bodies, ("no rib-bearing vertebra in the field of view, so T12 and L1 "
                             "cannot be counted")
@@ -508,7 +516,7 @@ def find_l1(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
         return [], bodies, ("the field of view is too narrow to follow the ribs beside the "
                             "spine below the lowest rib found, so T12 and L1 cannot be "
                             "counted")
-    profile = _body_profile(grid, anatomy, canal, unit)
+    profile = _body_profile(grid, anatomy, canal, unit, f)
     discs = _discs(profile, dz, unit)
     near = sorted(d for d in discs if abs(d - z12) <= 2.5 * pitch)
     if not near:
@@ -575,6 +583,8 @@ def vertebral_measures(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
     roi_mask = np.zeros_like(spine)
     vox = grid.source.voxels
     fz, fy, fx = grid.factors
+    kvp = _kvp(grid)
+    f = calcium_kvp_factor(kvp)
     yy, xx = np.ogrid[: spine.shape[1], : spine.shape[2]]
     for k in l1:
         r, cy, cx = bodies[k]
@@ -587,15 +597,12 @@ def vertebral_measures(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray
         fyy, fxx = np.ogrid[y0:y1, x0:x1]
         disk = ((fyy - fcy) / ry) ** 2 + ((fxx - fcx) / rx) ** 2 <= 1.0
         patch = vox[k * fz:(k + 1) * fz, y0:y1, x0:x1][:, disk]
-        if patch.size and float(np.median(patch)) <= (
-                TRABECULAR_MAX_HU * calcium_kvp_factor(_kvp(grid))):
+        if patch.size and float(np.median(patch)) <= TRABECULAR_MAX_HU * f:
             values.append(patch.ravel())  # above: an endplate (cortex), not trabecular bone
     if not values:
         return {name: Measure(name, None, unit, "L1 trabecular attenuation",
                               note="not assessed: only endplates of L1 on the slices")}
     value = float(np.median(np.concatenate(values)))
-    kvp = _kvp(grid)
-    f = calcium_kvp_factor(kvp)
     note = f"{why}; {len(l1)} mid-body slice(s)"
     if f != 1.0:
         value /= f

@@ -19,6 +19,7 @@ from inference.analyzer.calcium import calcium_kvp_factor, iodine_kvp_factor
 from inference.analyzer.contrast import detect_contrast_phase, is_enhanced
 from inference.analyzer.grid import make_work_grid
 from series_selector.types import AcquisitionInfo
+from tests.conftest import real_analysis
 
 phantom = pytest.importorskip("phantom")
 
@@ -166,14 +167,6 @@ def test_aorta_of_a_child_of_a_right_sided_arch_and_with_scoliosis() -> None:
             assert got == pytest.approx(true, abs=5.0), (name, key, got, true)
 
 
-def _real(name: str, variant: str = ""):  # type: ignore[no-untyped-def]
-    """(analysis, probabilities) of a shared case's variant, from the session cache."""
-    from tests.conftest import real_analysis
-
-    r = real_analysis(name, variant)
-    return r.analysis, r.probabilities
-
-
 @pytest.mark.parametrize("variant", ["", "crop50"])
 @pytest.mark.real_analysis("lidc_idri_0003")
 def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None:
@@ -182,16 +175,19 @@ def test_real_right_heart_contrast_is_not_coronary_calcium(variant: str) -> None
     junction scored Agatston 173 (p 1.0) on the original and 0 on crop50. Against the
     aortic blood pool, and with epicardial fat required around a lesion, neither counts.
     The lumen (not wall + neighbours) is measured: descending 30.3 mm read as dilated."""
-    analysis, p = _real("lidc_idri_0003", variant)
+    r = real_analysis("lidc_idri_0003", variant)
+    analysis, p = r.analysis, r.probabilities
     cor = analysis.measures["coronary_agatston"]
     assert cor.value is not None and cor.value < 5.0, cor.note
     assert "epicardial fat" in cor.note
-    assert p["coronary_artery_wall_calcification"] < 0.5
+    p_cor = p["coronary_artery_wall_calcification"]
+    assert p_cor is not None and p_cor < 0.5
     desc = analysis.measures["descending_aorta_diameter"].value
     asc = analysis.measures["ascending_aorta_diameter"].value
     assert desc is not None and desc < 29.0
     assert asc is not None and asc < 36.0
-    assert p["thoracic_aortic_dilatation"] < 0.2
+    p_dil = p["thoracic_aortic_dilatation"]
+    assert p_dil is not None and p_dil < 0.2
 
 
 @pytest.mark.real_analysis("lidc_idri_0001")
@@ -199,6 +195,6 @@ def test_real_contrast_swirls_do_not_make_a_large_calcium_score() -> None:
     """Issue 13: LIDC-IDRI 0001 scored Agatston 771 almost all from contrast mixing in the
     right atrium and ventricle (lesions ringed by blood); what is left are lesions in the
     epicardial fat of the atrioventricular groove and the aortic root."""
-    analysis, _ = _real("lidc_idri_0001")
+    analysis = real_analysis("lidc_idri_0001").analysis
     cor = analysis.measures["coronary_agatston"]
     assert cor.value is not None and cor.value < 150.0, cor.note

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inference.models.chest_quant import ChestQuantModel
+from tests.conftest import real_analysis
 from tests.inference.analyzer_synth import phantom_case
 
 phantom = pytest.importorskip("phantom")
@@ -145,14 +146,6 @@ def test_pericardial_effusion_layer_is_found_on_an_enhanced_phantom() -> None:
     assert p["pericardial_effusion"] is not None and p["pericardial_effusion"] > 0.5
 
 
-def _real(name: str, variant: str):  # type: ignore[no-untyped-def]
-    """(analysis, probabilities) of a shared case's variant, from the session cache."""
-    from tests.conftest import real_analysis
-
-    r = real_analysis(name, variant)
-    return r.analysis, r.probabilities
-
-
 @pytest.mark.parametrize("variant", ["crop50", "crop70", "soft"])
 @pytest.mark.real_analysis("lungpetctdx_A0001")
 def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
@@ -161,8 +154,9 @@ def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
     posterior recesses, free pleural fluid sinks behind the lung. With a softer kernel
     (p 0.03 -> 1.0) the stomach and fatty intercostal muscle (outside the ribs) read as
     153 + 19 ml."""
-    analysis, p = _real("lungpetctdx_A0001", variant)
-    assert analysis.measures["pleural_effusion_volume"].value == 0.0
+    r = real_analysis("lungpetctdx_A0001", variant)
+    assert r.analysis.measures["pleural_effusion_volume"].value == 0.0
+    p = r.probabilities
     assert p["pleural_effusion"] is not None and p["pleural_effusion"] < 0.1
 
 
@@ -170,6 +164,7 @@ def test_real_cut_lung_base_stomach_is_not_an_effusion(variant: str) -> None:
 def test_real_water_density_pocket_is_not_a_pericardial_effusion() -> None:
     """Issue 12: LIDC-IDRI 0001 cropped to 70 % read one 0.13 ml pocket on the heart as a
     6 mm pericardial layer (p 0.02 -> 0.88); pericardial fluid is a layer, not a pocket."""
-    analysis, p = _real("lidc_idri_0001", "crop70")
-    assert analysis.measures["pericardial_fluid_thickness"].value == 0.0
+    r = real_analysis("lidc_idri_0001", "crop70")
+    assert r.analysis.measures["pericardial_fluid_thickness"].value == 0.0
+    p = r.probabilities
     assert p["pericardial_effusion"] is not None and p["pericardial_effusion"] < 0.1

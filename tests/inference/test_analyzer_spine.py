@@ -75,23 +75,33 @@ def test_real_l1_not_covered_says_so(name: str) -> None:
 
 
 @cache
-def _phantom_l1(**kw: Any) -> tuple[list[float], str, tuple[float, float] | None]:
-    """(z of L1's slices, why, the phantom's true L1 z range) for small_spec(seed=3)."""
+def _phantom(spec_kw: tuple[tuple[str, Any], ...]) -> tuple[Any, tuple[float, float] | None]:
+    """(volume, the true L1 z range) of small_spec(seed=3, **spec_kw), generated once for
+    all the image variants of one specification (read-only: shared between tests)."""
     from inference.analyzer.evaluation import phantom_volume
-    from phantom.variation import IMAGE_VARIANTS
 
-    variant = kw.pop("variant", "")
-    ph = phantom.generate_phantom(phantom.small_spec(seed=3, **kw))
+    ph = phantom.generate_phantom(phantom.small_spec(seed=3, **dict(spec_kw)))
+    ph.hu.setflags(write=False)
     vol = dataclasses.replace(phantom_volume(ph), acquisition=AcquisitionInfo(
         kvp=float(ph.spec.kvp), contrast_agent=""))
+    truth = next((tuple(v["z_range_mm"]) for v in ph.truth["anatomy"]["vertebral_levels"]
+                  if v["name"] == "L1"), None)
+    return vol, truth
+
+
+def _phantom_l1(variant: str = "", **kw: Any
+                ) -> tuple[list[float], str, tuple[float, float] | None]:
+    """(z of L1's slices, why, the phantom's true L1 z range) for small_spec(seed=3, **kw)
+    seen through the image ``variant``."""
+    from phantom.variation import IMAGE_VARIANTS
+
+    vol, truth = _phantom(tuple(sorted(kw.items())))
     if variant:
         vol = IMAGE_VARIANTS[variant](vol)
     st = AnalyzerSettings()
     grid = make_work_grid(vol, st.work_spacing_mm, st.work_slice_mm)
     anatomy = segment_anatomy(grid, st)
     l1, _, why = find_l1(grid, anatomy, vertebral_bodies(grid, anatomy))
-    truth = next((tuple(v["z_range_mm"]) for v in ph.truth["anatomy"]["vertebral_levels"]
-                  if v["name"] == "L1"), None)
     return [grid.to_lps(float(k), 0.0, 0.0)[2] for k in l1], why, truth
 
 

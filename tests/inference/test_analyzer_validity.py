@@ -22,6 +22,7 @@ from inference.analyzer.calcium import _is_streak
 from inference.analyzer.mapping import _laa_validity, map_findings
 from inference.analyzer.types import Analysis, Measure
 from inference.types import ImageConditions
+from tests.conftest import real_analysis
 
 # --- Streaks from undiluted contrast (geometry) -------------------------------------
 
@@ -78,22 +79,16 @@ def test_emphysema_call_moved_by_smoothing_is_not_assessed() -> None:
 # --- Real cases and their image variants --------------------------------------------
 
 
-def _real(name: str, variant: str = "") -> tuple[Any, dict[str, float | None]]:
-    from tests.conftest import real_analysis
-
-    r = real_analysis(name, variant)
-    return r.analysis, r.probabilities
-
-
 @pytest.mark.real_analysis("lidc_idri_0001")
 def test_real_emphysema_is_stable_or_not_assessed_on_noise_and_sharp() -> None:
     """LIDC-IDRI 0001 (no emphysema reported): assessed on the original; on noise40 and
     sharp either within 0.15 of it or not assessed with the smoothing reason."""
-    _, orig = _real("lidc_idri_0001")
+    orig = real_analysis("lidc_idri_0001").probabilities
     p0 = orig["emphysema"]
     assert p0 is not None and p0 < 0.5
     for variant in ("noise40", "sharp"):
-        a, p = _real("lidc_idri_0001", variant)
+        r = real_analysis("lidc_idri_0001", variant)
+        a, p = r.analysis, r.probabilities
         if p["emphysema"] is None:
             (emph,) = [f for f in map_findings(a, AnalyzerSettings()) if f.key == "emphysema"]
             assert "smoothing" in emph.note, emph.note
@@ -106,7 +101,7 @@ def test_real_emphysema_is_stable_or_not_assessed_on_noise_and_sharp() -> None:
 def test_real_contrast_streaks_are_not_aortic_calcium(name: str) -> None:
     """Both arterial-phase studies: what the blood-relative threshold found in the aortic
     lumen next to the dense vena cava were streaks (seen on the images)."""
-    _, p = _real(name)
+    p = real_analysis(name).probabilities
     assert p["arterial_wall_calcification"] is not None
     assert p["arterial_wall_calcification"] < 0.5
 
@@ -115,6 +110,6 @@ def test_real_contrast_streaks_are_not_aortic_calcium(name: str) -> None:
 def test_real_unenhanced_aortic_calcification_is_still_found() -> None:
     """Lung-PET-CT-Dx A0001 (unenhanced, calcified aortic wall): the streak test is for
     enhanced studies only and leaves it found."""
-    _, p = _real("lungpetctdx_A0001")
+    p = real_analysis("lungpetctdx_A0001").probabilities
     assert p["arterial_wall_calcification"] is not None
     assert p["arterial_wall_calcification"] > 0.5
