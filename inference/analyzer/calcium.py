@@ -367,6 +367,14 @@ def _points_are_streak(ys: np.ndarray, xs: np.ndarray, dense_yx: tuple[np.ndarra
     return bool(cos.max() >= np.cos(np.radians(STREAK_MAX_ANGLE_DEG)))
 
 
+def _kernel_note(blur_mm: float, lsf_var: float | None) -> str:
+    """What the threshold note says when the score was read on the standard-kernel copy."""
+    if blur_mm <= 0.0:
+        return ""
+    return (f"; image sharper than a standard kernel (edge spread variance {lsf_var:.2f} mm2): "
+            f"scored after in-plane smoothing by {blur_mm:.1f} mm")
+
+
 def _without_streaks(calc: np.ndarray, slab: np.ndarray, px_mm: float,
                      not_source: np.ndarray | None = None) -> np.ndarray:
     """``calc`` (a slab's candidates) less the components that are streaks: elongated and
@@ -496,9 +504,7 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     if contrast:
         thr_note += ("; a lesion counts only with epicardial fat around it (contrast swirls "
                      "in the right heart and vena cava are ringed by blood)")
-    if blur_mm > 0.0:
-        thr_note += (f"; image sharper than a standard kernel (edge spread variance "
-                     f"{lsf_var:.2f} mm2): scored after in-plane smoothing by {blur_mm:.1f} mm")
+    thr_note += _kernel_note(blur_mm, lsf_var)
     streaky = _metal_slices(grid) if not contrast else np.zeros(grid.shape[0], dtype=bool)
     if streaky.any():
         region = region & ~streaky[:, None, None]
@@ -548,9 +554,7 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
     pool = enhanced_blood(grid, aorta) if contrast else _heart_core(aorta)
     wall = dilate_ball(aorta, 3.0, grid.spacing_zyx)
     thr, _, thr_note = calcium_threshold(grid, pool, wall)
-    if blur_mm > 0.0:
-        thr_note += (f"; image sharper than a standard kernel (edge spread variance "
-                     f"{lsf_var:.2f} mm2): scored after in-plane smoothing by {blur_mm:.1f} mm")
+    thr_note += _kernel_note(blur_mm, lsf_var)
     if contrast:
         thr_note += (f"; not scored within {STREAK_ZONE_MM:.0f} mm of dense contrast "
                      f"(>= {STREAK_SOURCE_HU:.0f} HU: its streaks)")

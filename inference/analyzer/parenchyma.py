@@ -132,18 +132,11 @@ def _slab_smoothed_low(slab: np.ndarray, m2: np.ndarray, sigma_yx: tuple[float, 
     return n, low
 
 
-def lung_histogram(grid: WorkGrid, lungs: np.ndarray) -> np.ndarray:
-    """Full-resolution HU histogram (1 HU bins from HIST_MIN) inside the lung mask."""
-    hist = np.zeros(HIST_MAX - HIST_MIN + 1, dtype=np.int64)
-    for slab, m2 in _lung_slabs(grid, lungs):
-        hist += _slab_histogram(slab, m2)
-    return hist
-
-
 def full_resolution_density(grid: WorkGrid, lungs: np.ndarray,
                             sigma_mm: float = LAA_SMOOTH_MM) -> tuple[np.ndarray, float]:
-    """The full-resolution lung histogram (``lung_histogram``) and the LAA%-950 (%) after an
-    in-plane Gaussian of ``sigma_mm`` (module doc), from one walk over the lung slabs."""
+    """The full-resolution HU histogram inside the lung mask (1 HU bins from HIST_MIN) and the
+    LAA%-950 (%) after an in-plane Gaussian of ``sigma_mm`` (module doc), from one walk over
+    the lung slabs."""
     sx, sy, _ = grid.source.spacing
     sigma_yx = (sigma_mm / sy, sigma_mm / sx)
     hist = np.zeros(HIST_MAX - HIST_MIN + 1, dtype=np.int64)

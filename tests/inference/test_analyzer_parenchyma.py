@@ -12,7 +12,7 @@ from inference.analyzer.parenchyma import (
     GGO_BAND,
     GGO_CORE_RADIUS_MM,
     HIST_MIN,
-    lung_histogram,
+    full_resolution_density,
 )
 from inference.analyzer.types import Analysis
 from tests.inference.analyzer_synth import phantom_case, synthetic_chest
@@ -27,7 +27,7 @@ def _v(a: Analysis, name: str) -> float:
 def test_histogram_counts_every_lung_voxel_at_full_resolution() -> None:
     chest = synthetic_chest()
     a = analyze(chest.volume, AnalyzerSettings())
-    hist = lung_histogram(a.grid, a.anatomy.lungs)
+    hist, _ = full_resolution_density(a.grid, a.anatomy.lungs)
     f = a.grid.factors
     assert hist.sum() == a.anatomy.lungs.sum() * f[0] * f[1] * f[2]
     assert np.argmax(hist) + HIST_MIN == pytest.approx(-860, abs=15)
