@@ -1,11 +1,12 @@
 """Fit the analyzer's data-driven constants on a labelled phantom set, and print them.
 
-``python -m evaluation.fit --cases 60 --seed 101`` generates that many cases of
-the gap-free cohort (``phantom.cohort``; seed disjoint from the evaluation's
-seed 0), analyses each as a patient's volume, and fits by maximum likelihood:
+``python -m evaluation.fit --cases 60 --seed 101 --matrix 128 256`` generates that
+many cases of the gap-free cohort (``phantom.cohort``; seed disjoint from the
+evaluation's seed 0) at each matrix size, analyses each as a patient's volume, and
+fits by maximum likelihood on all of them together:
 
 - ``nodules.SHAPE_MODEL``: logistic regression of "the candidate lies on an
-  inserted nodule or mass of >= 4 mm" on "near a hilum", with the isolation
+  inserted nodule or mass of >= 4 mm" on its hilar weight, with the isolation
   and elongation terms fixed by physics as an offset and the intercept weighed
   by ``nodules.vessel_share`` of the candidate's inscribed diameter (literature,
   not fitted), over every candidate that
@@ -120,7 +121,7 @@ def collect(n_cases: int, seed: int, settings: AnalyzerSettings, matrix: int = 1
                 continue  # small nodule or an opacity region: neither class
             else:
                 y = 0
-            cand.append([f.isolation, math.log(max(f.axis_ratio, 1.0)), float(f.near_hilum),
+            cand.append([f.isolation, math.log(max(f.axis_ratio, 1.0)), f.hilar_weight,
                          f.inscribed_mm])
             labels.append(y)
         logger.info("case %d: %d candidates so far (%d positive)", case.index, len(labels),
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=60)
     ap.add_argument("--seed", type=int, default=101)
+    ap.add_argument("--matrix", type=int, nargs="+", default=[128],
+                    help="phantom matrices, each cohort analysed at every one (128: 2.7 mm "
+                         "pixels; 256: 1.35 mm, the work grid of a clinical 0.7 mm scan)")
     ap.add_argument("--save", help="also write the collected features (JSON)")
     ap.add_argument("--load", help="fit features collected before (JSON) instead")
     args = ap.parse_args(argv)
@@ -190,11 +194,13 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.load, encoding="utf-8") as fh:
             data = json.load(fh)
     else:
-        data = collect(args.cases, args.seed, AnalyzerSettings())
+        parts = [collect(args.cases, args.seed, AnalyzerSettings(), m) for m in args.matrix]
+        data = {k: [row for part in parts for row in part[k]] for k in parts[0]}
     if args.save:
         with open(args.save, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
-    print(json.dumps({"cases": args.cases, "seed": args.seed, **fit(data)}, indent=2))
+    print(json.dumps({"cases": args.cases, "seed": args.seed, "matrix": args.matrix,
+                      **fit(data)}, indent=2))
 
 
 if __name__ == "__main__":

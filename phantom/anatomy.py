@@ -670,17 +670,22 @@ def _build_airways_central(p: _Painter, lm: Landmarks) -> None:
     top = np.array([cx - 2.0, y_tr, lm.z(1.5)])
     trachea = np.array([top, [cx - 2.0, y_tr, lm.z(0.9)], carina])
     allowed = _SOFT_INSIDE
-    p.tube(trachea, 11.0, Tissue.AIRWAY_WALL, allowed, margin_fat=2.0)
-    p.tube(trachea, 9.0, Tissue.AIRWAY_LUMEN, (Tissue.AIRWAY_WALL,))
-    ends = {}
+    ends, bronchi = {}, []
     for side, sign, drop in (("right", -1.0, 0.07), ("left", 1.0, 0.04)):
         hil = lm.hila[side] + np.array([0.0, 14.0, 4.0])
         end = np.array([hil[0] - sign * 4.0, hil[1], lm.z(0.62 - drop - 0.04)])
         path = np.array([carina, 0.5 * (carina + end) + np.array([0, 0, 4.0]), end])
-        path = _chaikin(path, 2)
-        p.tube(path, 8.0, Tissue.AIRWAY_WALL, allowed + (Tissue.AIRWAY_LUMEN,), margin_fat=2.0)
-        p.tube(path, 6.0, Tissue.AIRWAY_LUMEN, (Tissue.AIRWAY_WALL,))
+        bronchi.append(_chaikin(path, 2))
         ends[side] = end
+    # Every wall first, then every lumen: one open air column from the trachea into
+    # both bronchi, with the carina as the only ridge. Painting a bronchus's wall after
+    # the tracheal lumen left a plug of wall in the trachea just above the carina.
+    p.tube(trachea, 11.0, Tissue.AIRWAY_WALL, allowed, margin_fat=2.0)
+    for path in bronchi:
+        p.tube(path, 8.0, Tissue.AIRWAY_WALL, allowed, margin_fat=2.0)
+    p.tube(trachea, 9.0, Tissue.AIRWAY_LUMEN, (Tissue.AIRWAY_WALL,))
+    for path in bronchi:
+        p.tube(path, 6.0, Tissue.AIRWAY_LUMEN, (Tissue.AIRWAY_WALL, Tissue.AIRWAY_LUMEN))
     lm.hila["bronchus_right"], lm.hila["bronchus_left"] = ends["right"], ends["left"]
     y_es = cy + y_vb - ry - 9.0
     oes = np.array([[cx + 2.0, y_es, lm.z(1.5)], [cx + 4.0, y_es, lm.z(0.5)],

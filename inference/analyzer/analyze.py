@@ -28,7 +28,12 @@ from inference.analyzer.nodules import (
     lesion_mask,
     lesion_measures,
 )
-from inference.analyzer.parenchyma import density_measures, opacity_mask, opacity_measures
+from inference.analyzer.parenchyma import (
+    density_measures,
+    mass_mask,
+    opacity_mask,
+    opacity_measures,
+)
 from inference.analyzer.pleura import (
     effusion_measures,
     pneumothorax_mask,
@@ -121,11 +126,12 @@ def _lung_measures(grid: WorkGrid, anatomy: Anatomy, ext: np.ndarray, med: np.nd
     ptx = timed("pneumothorax", lambda: pneumothorax_mask(grid, anatomy))
     measures.update(pneumothorax_measures(grid, ptx))
     measures.update(timed("density", lambda: density_measures(grid, anatomy, ptx)))
-    opacity = timed("opacity_mask", lambda: opacity_mask(grid, anatomy))
-    measures.update(timed("opacity", lambda: opacity_measures(grid, anatomy, opacity, ext)))
     lesions = timed("nodules", lambda: find_lesions(grid, anatomy, settings, ext))
     measures.update(lesion_measures(grid, lesions, settings))
     lesion_voxels = lesion_mask(grid, lesions)
+    opacity = timed("opacity_mask", lambda: opacity_mask(grid, anatomy))
+    measures.update(timed("opacity", lambda: opacity_measures(
+        grid, anatomy, opacity, mass_mask(grid, lesions))))
     measures.update(timed("pleura", lambda: effusion_measures(grid, anatomy, med,
                                                               lesion_voxels)))
     return measures

@@ -31,11 +31,12 @@
   blurred edge puts a thin rind in the -700..-300 HU band. Ground glass is
   therefore the -700..-300 HU voxels that hold a 12 mm ball
   (``GGO_CORE_RADIUS_MM``): a rind around solid tissue is a few mm thick and
-  holds none. A ground-glass region that touches a mass taken back by the
-  nodule stage's 30 mm closing (solid tissue holding a 20 mm ball,
-  ``MASS_CORE_RADIUS_MM``) is that mass's ground-glass margin or subsolid part
-  (halo sign, part-solid lesion: Hansell et al. 2008), read by ``lung_mass``,
-  not a second finding. A nodule's margin is thinner than the 12 mm ball. The opening
+  holds none. A ground-glass region that touches a mass candidate of the
+  nodule stage (one that holds a 20 mm ball, ``nodules.MASS_CORE_RADIUS_MM``, and
+  scores as a possible lesion; the hila are weighed down there, so a hilum
+  is not a mass here either) is that mass's ground-glass margin or subsolid
+  part (halo sign, part-solid lesion: Hansell et al. 2008), read by
+  ``lung_mass``, not a second finding. A nodule's margin is thinner than the 12 mm ball. The opening
   can cut such a margin at a neck into pieces (on a softer or sharper kernel, issue 12);
   pieces joined through band voxels within one ball radius of them are one region, and
   all of it is the mass's margin when any piece touches the mass.
@@ -51,8 +52,8 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.evidence import component_evidence
 from inference.analyzer.morphology import crop_box, open_ball
-from inference.analyzer.nodules import extended_lungs
-from inference.analyzer.types import Anatomy, Measure, WorkGrid
+from inference.analyzer.nodules import MASS_CORE_RADIUS_MM, lesion_mask
+from inference.analyzer.types import Anatomy, Lesion, Measure, WorkGrid
 from inference.types import Evidence
 
 logger = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ GGO_MIN_ML = 1.81
 """Twice the volume of the ``GGO_CORE_RADIUS_MM`` ball (1.81 ml), the same rule as
 ``MIN_OPACITY_ML``: one ball (and the regions just above) is what a chance blur of two
 rinds leaves; the ground-glass rule is centred here (``AnalyzerSettings.opacity_ml``)."""
-MASS_CORE_RADIUS_MM = 10.0
-"""Radius of the ball a solid mass holds: a mass is 30 mm or more (Fleischner glossary,
-Hansell et al., Radiology 2008), while no normal hilar vessel holds a 20 mm ball (the
-widest, the right interlobar artery, is at most 16 mm: Chang, AJR 1967)."""
+MARGIN_OF_SCORE = 0.5
+"""Ground glass is read as a mass's margin only when the nodule stage calls that mass a
+lesion (its score at the decision threshold): the margin is then reported with it. Beside
+a blob it does not call, such as a phantom's hilum holding a 20 mm ball (score 0.13 on a
+1.5 mm grid), ground glass is its own finding (issue 12: a 45 mm ground-glass preset next
+to the hilum went unreported on a 256 matrix)."""
 HALO_CONTACT_MM = 5.0
 """A ground-glass region this close to a mass is that mass's margin (phantom physics: two
 2-2.7 mm work voxels, the rind between the two bands)."""
@@ -218,36 +221,29 @@ def opacity_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
 
 
 def ground_glass_mask(grid: WorkGrid, anatomy: Anatomy, hu: np.ndarray,
-                      ext: np.ndarray | None = None) -> np.ndarray:
+                      masses: np.ndarray | None = None) -> np.ndarray:
     """Ground-glass regions: -700..-300 HU voxels of the lung that hold a 12 mm ball, less
-    the margins of masses (module doc).
-
-    ``ext`` is the nodule stage's extended lungs (``nodules.extended_lungs``), computed
-    here when not given.
+    the margins of ``masses`` (the nodule stage's mass candidates, ``mass_mask``; module doc).
     """
     sp = grid.spacing_zyx
     lungs = anatomy.lungs
     inner = ndi.binary_erosion(lungs, structure=ndi.generate_binary_structure(3, 1))
     band = inner & (hu >= GGO_BAND[0]) & (hu < GGO_BAND[1])
     ggo = open_ball(band, GGO_CORE_RADIUS_MM, sp)
-    if not ggo.any():
+    if not ggo.any() or masses is None:
         return ggo
-    if ext is None:
-        ext = extended_lungs(anatomy, sp)
-    # Solid tissue as thick as a mass that the 30 mm closing takes back into the lung: a
-    # juxtapleural or hilar mass that the aerated mask left out. Only what lies near ground
-    # glass matters: a ball that reaches within the contact distance has its centre, and
-    # the tissue holding it, within two radii more.
-    reach = 2.0 * MASS_CORE_RADIUS_MM + HALO_CONTACT_MM
-    box = crop_box(ggo, margin=int(np.ceil(reach / min(sp))) + 1)
-    assert box is not None
-    solid = (hu[box] >= CONSOLIDATION_BAND[0]) & ext[box] & ~lungs[box]
-    mass = np.zeros_like(lungs)
-    mass[box] = open_ball(solid, MASS_CORE_RADIUS_MM, sp)
     # The opening cuts a mass's ground-glass margin at its necks (narrower than the ball),
     # more so on a blurred image (softer kernel, thicker slices: issue 12); the pieces are
     # still joined through the band near them, and all are that mass's margin.
-    return _without_touching(ggo, mass, HALO_CONTACT_MM, sp, band, GGO_CORE_RADIUS_MM)
+    return _without_touching(ggo, masses, HALO_CONTACT_MM, sp, band, GGO_CORE_RADIUS_MM)
+
+
+def mass_mask(grid: WorkGrid, lesions: list[Lesion]) -> np.ndarray:
+    """The nodule stage's candidates that hold a mass's ball (``nodules.MASS_CORE_RADIUS_MM``) and
+    score as a lesion (``MARGIN_OF_SCORE``): the hila, which that stage weighs down
+    however thick, are not among them."""
+    return lesion_mask(grid, [les for les in lesions if les.radius_mm >= MASS_CORE_RADIUS_MM],
+                       min_score=MARGIN_OF_SCORE)
 
 
 def _without_touching(regions: np.ndarray, other: np.ndarray, within_mm: float,
@@ -278,15 +274,16 @@ def _without_touching(regions: np.ndarray, other: np.ndarray, within_mm: float,
 
 
 def opacity_measures(grid: WorkGrid, anatomy: Anatomy, opacity: np.ndarray,
-                     ext: np.ndarray | None = None) -> dict[str, Measure]:
+                     masses: np.ndarray | None = None) -> dict[str, Measure]:
     """Ground-glass and consolidation fractions of each lung and the largest clusters.
 
-    ``ext``: the extended lungs of the nodule stage, if already computed.
+    ``masses``: the nodule stage's mass candidates (``mass_mask``), whose ground-glass
+    margins are not ground-glass regions of their own.
     """
     ml = grid.voxel_ml
     out: dict[str, Measure] = {}
     hu = grid.smoothed()
-    ground_glass = ground_glass_mask(grid, anatomy, hu, ext)
+    ground_glass = ground_glass_mask(grid, anatomy, hu, masses)
     ggo = opacity & (hu < GGO_BAND[1])
     cons = opacity & (hu >= CONSOLIDATION_BAND[0])
     for side, lung in (("left", anatomy.lung_left), ("right", anatomy.lung_right),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
@@ -177,6 +179,32 @@ def test_margin_cut_by_the_opening_is_still_the_mass_margin() -> None:
     # A separate region (no band between) stays ground glass.
     kept = _without_touching(ggo, mass, HALO_CONTACT_MM, SPACING, ggo, GGO_CORE_RADIUS_MM)
     assert kept[far_piece].all()
+
+
+def test_only_called_mass_thick_candidates_own_a_margin() -> None:
+    """Issue 12: a phantom's hilum holds a 20 mm ball and scores 0.13; a 45 mm ground-glass
+    patch beside it was taken for its margin and went unreported on a 256 matrix. Only a
+    candidate that holds the mass ball and is called (score >= 0.5) owns a margin."""
+    from inference.analyzer.nodules import MASS_CORE_RADIUS_MM
+    from inference.analyzer.parenchyma import MARGIN_OF_SCORE, mass_mask
+    from inference.analyzer.types import Lesion, WorkGrid
+
+    class _Grid:  # lesion_mask reads only the grid's shape
+        shape = (10, 10, 30)
+
+    def lesion(x0: int, radius_mm: float, score: float) -> Lesion:
+        return Lesion(centre=(5, 5, x0 + 2), radius_mm=radius_mm, isolation=0.3,
+                      elongation=1.0, lung_contact=0.5, long_axis_mm=30.0,
+                      short_axis_mm=30.0, volume_ml=1.0, mean_hu=20.0,
+                      box=(0, 0, x0, 10, 10, x0 + 5), mask=np.ones((10, 10, 5), dtype=bool),
+                      score=score)
+
+    called = lesion(0, MASS_CORE_RADIUS_MM + 1.0, MARGIN_OF_SCORE + 0.1)
+    hilum = lesion(10, MASS_CORE_RADIUS_MM + 1.0, 0.13)
+    nodule = lesion(20, MASS_CORE_RADIUS_MM - 3.0, 0.9)
+    grid = cast(WorkGrid, _Grid())
+    out = mass_mask(grid, [called, hilum, nodule])
+    assert out[:, :, 0:5].all() and not out[:, :, 5:].any()
 
 
 @pytest.mark.real_analysis("lungpetctdx_A0001")
