@@ -31,12 +31,13 @@
   blurred edge puts a thin rind in the -700..-300 HU band. Ground glass is
   therefore the -700..-300 HU voxels that hold a 12 mm ball
   (``GGO_CORE_RADIUS_MM``): a rind around solid tissue is a few mm thick and
-  holds none. A ground-glass region that touches a mass candidate of the
-  nodule stage (one that holds a 20 mm ball, ``nodules.MASS_CORE_RADIUS_MM``, and
-  scores as a possible lesion; the hila are weighed down there, so a hilum
-  is not a mass here either) is that mass's ground-glass margin or subsolid
-  part (halo sign, part-solid lesion: Hansell et al. 2008), read by
-  ``lung_mass``, not a second finding. A nodule's margin is thinner than the 12 mm ball. The opening
+  holds none. A ground-glass region that touches a mass the nodule stage
+  calls (a candidate that holds a 20 mm ball, ``nodules.MASS_CORE_RADIUS_MM``,
+  and scores at least ``MARGIN_OF_SCORE``; the hila are weighed down there, so
+  a hilum is not a mass here either) is that mass's ground-glass margin or
+  subsolid part (halo sign, part-solid lesion: Hansell et al. 2008), read by
+  ``lung_mass``, not a second finding. A nodule's margin is thinner than the
+  12 mm ball. The opening
   can cut such a margin at a neck into pieces (on a softer or sharper kernel, issue 12);
   pieces joined through band voxels within one ball radius of them are one region, and
   all of it is the mass's margin when any piece touches the mass.
@@ -239,9 +240,9 @@ def ground_glass_mask(grid: WorkGrid, anatomy: Anatomy, hu: np.ndarray,
 
 
 def mass_mask(grid: WorkGrid, lesions: list[Lesion]) -> np.ndarray:
-    """The nodule stage's candidates that hold a mass's ball (``nodules.MASS_CORE_RADIUS_MM``) and
-    score as a lesion (``MARGIN_OF_SCORE``): the hila, which that stage weighs down
-    however thick, are not among them."""
+    """The masses the nodule stage calls: candidates that hold a mass's ball
+    (``nodules.MASS_CORE_RADIUS_MM``) and score at least ``MARGIN_OF_SCORE``. The hila,
+    which that stage weighs down however thick, are not among them."""
     return lesion_mask(grid, [les for les in lesions if les.radius_mm >= MASS_CORE_RADIUS_MM],
                        min_score=MARGIN_OF_SCORE)
 
