@@ -39,6 +39,7 @@ is ignored), and the note says so.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -141,9 +142,25 @@ RIB_HEAD_MM = 4.0
 most medial point: the z of the articulation, not of one noisy voxel."""
 
 
-_SliceBones = tuple[np.ndarray, list[tuple[int, float, float, int]], float, float, bool]
-"""Per slice: component labels, posterior candidates (label, row, column, area), the body's
-middle column and width, and whether the image's edge cuts the body."""
+@dataclass(frozen=True, slots=True)
+class _Bone:
+    """A filled bone component in the posterior third of one slice (work-grid pixels)."""
+
+    label: int
+    row: float
+    col: float
+    area: int
+
+
+@dataclass(frozen=True, slots=True)
+class _SliceBones:
+    """One slice's bone components, its spine candidates and where the body's middle is."""
+
+    labels: np.ndarray
+    posterior: list[_Bone]
+    body_mid_x: float
+    body_width: float
+    cut: bool  # the image's edge cuts the body on this slice: its middle is unknown
 
 
 def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
@@ -177,22 +194,22 @@ def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
             xc = (sl[1].start + sl[1].stop) / 2.0
             # Spine: in the posterior third.
             if abs(yc - back) <= 0.45 * depth:
-                comps.append((lab, yc, xc, area))
-        slices[k] = (labels, comps, (xs.min() + xs.max()) / 2.0,
-                     float(xs.max() - xs.min()), _body_cut(anatomy, k))
+                comps.append(_Bone(lab, yc, xc, area))
+        slices[k] = _SliceBones(labels, comps, (xs.min() + xs.max()) / 2.0,
+                                float(xs.max() - xs.min()), _body_cut(anatomy, k))
     column = _column_x(slices)
-    for k, (labels, comps, cx, width, cut) in slices.items():
-        mid = column if cut and column is not None else cx
+    for k, sb in slices.items():
+        mid = column if sb.cut and column is not None else sb.body_mid_x
         best, best_cost = 0, np.inf
-        for lab, _, xc, area in comps:
+        for bone_c in sb.posterior:
             # Near the midline, large.
-            if abs(xc - mid) > 0.15 * width:
+            if abs(bone_c.col - mid) > 0.15 * sb.body_width:
                 continue
-            cost = abs(xc - mid) - 0.01 * area
+            cost = abs(bone_c.col - mid) - 0.01 * bone_c.area
             if cost < best_cost:
-                best, best_cost = lab, cost
+                best, best_cost = bone_c.label, cost
         if best:
-            spine[k] = labels == best
+            spine[k] = sb.labels == best
     return spine
 
 
@@ -210,7 +227,7 @@ def _column_x(slices: dict[int, _SliceBones]) -> float | None:
     broken osteoporotic cortex wins. The column runs along z within a few cm in plane,
     so one value serves the series.
     """
-    xs = [max(comps, key=lambda c: c[3])[2] for _, comps, _, _, _ in slices.values() if comps]
+    xs = [max(sb.posterior, key=lambda b: b.area).col for sb in slices.values() if sb.posterior]
     return float(np.median(xs)) if xs else None
 
 
