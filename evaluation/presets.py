@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 
 from ctnode.settings import AnalyzerSettings
-
-logger = logging.getLogger(__name__)
 
 ASSESSED_PRESETS = (
     "nodule", "part_solid_nodule", "ground_glass_nodule", "mass", "ground_glass",
@@ -43,8 +42,8 @@ class PresetResult:
 
 def run_preset(name: str, matrix: int, settings: AnalyzerSettings) -> PresetResult:
     """The probability of ``name``'s own finding on a phantom holding it alone."""
-    from inference.analyzer import analyze, map_findings
     from inference.analyzer.evaluation import phantom_volume
+    from inference.models.chest_quant import ChestQuantModel
     from phantom import PhantomSpec, generate_phantom
     from phantom.presets import lesion_from_text
     from phantom.types import ContrastPhase
@@ -53,8 +52,8 @@ def run_preset(name: str, matrix: int, settings: AnalyzerSettings) -> PresetResu
     ph = generate_phantom(PhantomSpec(lesions=(lesion_from_text(name),), seed=SEED,
                                       matrix=matrix, contrast_phase=phase))
     finding = str(ph.truth["lesions"][0]["finding"])
-    probs = {f.key: f.probability for f in map_findings(analyze(phantom_volume(ph), settings),
-                                                          settings)}
+    out = ChestQuantModel(settings).predict(phantom_volume(ph))
+    probs = {f.key: f.probability for f in out.findings}
     return PresetResult(name, finding, matrix, probs.get(finding))
 
 
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.presets:
         for m in args.matrix:
             results.append(run_preset(name, m, settings))
-            logger.warning("%s at %d: %s", name, m, results[-1].probability)
+            print(f"{name} at {m}: {results[-1].probability}", file=sys.stderr, flush=True)
     print(table(results, args.matrix))
 
 
