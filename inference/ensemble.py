@@ -31,16 +31,19 @@ from weights import WeightsError, checked_file, load_site_manifest
 
 logger = logging.getLogger(__name__)
 
-# name -> "module:Class"; a model is added here and enabled in settings.
+# name -> "module:Class"; a model is added here and enabled in settings. Each
+# module named here imports no torch: a model whose weights are not installed
+# only reports its status, so the node starts without loading torch or MONAI.
 MODEL_REGISTRY: dict[str, str] = {
     "chest_quant": "inference.models.chest_quant:ChestQuantModel",
     "astra_features": "inference.models.astra:AstraFeaturesModel",  # issue 16
-    # issue 17: the seed's five learned families (inference.models.learned)
+    # issue 17: the seed's five learned families (inference.models.learned); their
+    # networks load with their weights (``Family.builder``)
     "ctclip": "inference.models.ctclip.model:CTClipModel",
     "ctclip_classfine": "inference.models.ctclip.model:CTClipClassFineModel",
-    "diffusion_anomaly": "inference.models.diffusion_anomaly:DiffusionAnomalyModel",
-    "fvlm": "inference.models.fvlm:FVLMModel",
-    "mednext": "inference.models.mednext:MedNeXtModel",
+    "diffusion_anomaly": "inference.models.diffusion_anomaly_model:DiffusionAnomalyModel",
+    "fvlm": "inference.models.fvlm_model:FVLMModel",
+    "mednext": "inference.models.mednext_model:MedNeXtModel",
 }
 
 STACKER_ENTRY = "stacker"  # site-manifest name of the trained stacker (file stacker.json)

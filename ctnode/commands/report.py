@@ -26,7 +26,6 @@ from ctnode.settings import Settings, get_settings
 from inference.pipeline import is_nifti, run_pipeline
 from inference.types import StudyResult
 from series_selector import index_path
-from sr_writer import OutputError, write_result_objects
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,8 @@ def _write_json_only(result: StudyResult, out: Path) -> Path:
 
 def run_report(path: Path, out: Path, settings: Settings) -> tuple[StudyResult, dict[str, object]]:
     """Pipeline + writer for one input; returns the result and what was written."""
+    from sr_writer import write_result_objects  # highdicom: only when a report is written
+
     work = Path(tempfile.mkdtemp(prefix="ctnode-report-", dir=settings.node.temp_dir))
     try:
         result = run_pipeline(path, settings, work_dir=work)
@@ -86,6 +87,8 @@ def report(
     Exit status: 0 on Success, 1 on Failure (a failure SR says why), 2 when the
     DICOM objects could not be written.
     """
+    from sr_writer import OutputError
+
     settings = get_settings()
     try:
         result, written = run_report(path, out, settings)

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.metrics import parse_metrics_text
 from ctnode.settings import get_settings
 
 
@@ -42,6 +41,8 @@ class NodeStatus:
 
 def node_status(url: str, health: Mapping[str, Any], metrics_text: str) -> NodeStatus:
     """Combine the two answers into one status (pure: testable without a server)."""
+    from api.metrics import parse_metrics_text  # FastAPI: not for every ctnode command
+
     samples = parse_metrics_text(metrics_text)
 
     def values(name: str) -> list[tuple[dict[str, str], float]]:

@@ -17,7 +17,7 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
-from inference.analyzer.morphology import disk
+from inference.analyzer.morphology import dilate, disk
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +116,13 @@ def _track(hu: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, fl
     prev = airway[order[start]]
     prev_area = prev.sum()
     carina_at: int | None = None
-    reach = disk(max(1, int(round(STEP_REACH_MM / dy))))[0]
+    reach = disk(max(1, int(round(STEP_REACH_MM / dy))))
     for i in range(start + 1, len(order)):
         k = order[i]
         # Only air near the previous slice's airway: bronchi run obliquely, but
         # never jump; this keeps the track out of low-density lung beside it.
-        air = (hu[k] < AIRWAY_HU) & body[k] & ndi.binary_dilation(prev, structure=reach)
+        # ``dilate`` works in the previous airway's box: the same pixels.
+        air = (hu[k] < AIRWAY_HU) & body[k] & dilate(prev[None], reach)[0]
         labels, n = ndi.label(air)
         if n == 0:
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -37,8 +38,14 @@ def segment_anatomy(grid: WorkGrid, settings: AnalyzerSettings) -> Anatomy:
             "chest CT"
         )
     left_air, right_air, how = split_left_right(aerated, body, left)
-    lung_left = lung_region(left_air, spacing)
-    lung_right = lung_region(right_air, spacing) & ~lung_left
+    if settings.threads > 1:  # the two lungs' closings are independent (scipy frees the GIL)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            right_region = pool.submit(lung_region, right_air, spacing)
+            lung_left = lung_region(left_air, spacing)
+            lung_right = right_region.result() & ~lung_left
+    else:
+        lung_left = lung_region(left_air, spacing)
+        lung_right = lung_region(right_air, spacing) & ~lung_left
     logger.info("lungs: %.0f ml aerated, %s, airway %s", aerated_ml, how,
                 "found" if airway.any() else "not in field")
     return Anatomy(

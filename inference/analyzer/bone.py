@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from inference.analyzer.morphology import fill_holes_2d
+from inference.analyzer.morphology import fill_holes_2d, grow
 
 BONE_HU = 200.0
 """Bone vs soft tissue: unenhanced soft tissue is < 100 HU, trabecular bone 100-300 HU and
@@ -38,4 +38,4 @@ def bone_mask(hu: np.ndarray, body: np.ndarray, voxel_ml: float) -> np.ndarray:
     # Osteoporotic vertebrae have marrow below 200 HU: their cortical shell alone
     # breaks into small pieces; filling each slice's rings keeps them whole.
     dense = fill_holes_2d(dense)
-    return ndi.binary_dilation(large_components(dense, voxel_ml, MIN_BONE_ML), iterations=1)
+    return grow(large_components(dense, voxel_ml, MIN_BONE_ML))

@@ -50,10 +50,17 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
-from inference.analyzer.bone import large_components
 from inference.analyzer.evidence import component_evidence
 from inference.analyzer.kernel import standard_equivalent
-from inference.analyzer.morphology import ball_mm, dilate_ball, dilate_near, erode
+from inference.analyzer.morphology import (
+    ball_mm,
+    crop_box,
+    dilate_ball,
+    dilate_near,
+    erode,
+    grow,
+    shrink,
+)
 from inference.analyzer.types import Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -220,8 +227,9 @@ def agatston(grid: WorkGrid, region: np.ndarray, exclude: np.ndarray,
     return score, n_vox * grid.source.voxel_volume_ml, hit
 
 
-def _dense_bodies(grid: WorkGrid, thr: float) -> np.ndarray:
-    """Large dense bodies (bone, undiluted contrast) on enhanced studies, grown by 1 voxel.
+def _dense_bodies(grid: WorkGrid, thr: float, within: Box | None) -> np.ndarray:
+    """Large dense bodies (bone, undiluted contrast) on enhanced studies, grown by 1 voxel;
+    only ``within`` that box (``_grown_bodies``).
 
     Used instead of the bone mask there: the enhanced lumen is over 200 HU and falls
     into the bone mask, so the wall next to it would always be excluded as "near bone"
@@ -229,13 +237,51 @@ def _dense_bodies(grid: WorkGrid, thr: float) -> np.ndarray:
     threshold the lumen is not dense; bone and venous contrast form bodies of >= 1 ml,
     plaques do not (a plaque fused with the vertebral cortex is lost, as before).
     """
-    big = large_components(grid.hu >= thr, grid.voxel_ml, DENSE_CONTRAST_ML)
-    return ndi.binary_dilation(big, iterations=1)
+    return _grown_bodies(grid.hu >= thr, grid.voxel_ml, DENSE_CONTRAST_ML, within)
+
+
+Box = tuple[slice, ...]
+
+
+def _grown_bodies(mask: np.ndarray, voxel_ml: float, min_ml: float, within: Box | None
+                  ) -> np.ndarray:
+    """``grow(large_components(mask, voxel_ml, min_ml))`` inside the box ``within`` (False
+    outside it; all False for None): the components are sized over the whole volume, and
+    the one-voxel growth inside the box reads them within one voxel of it. The callers
+    read the bodies only in a box (``_read_box``); kept and grown over the whole volume
+    they cost a large part of the calcium stage.
+    """
+    out = np.zeros(mask.shape, dtype=bool)
+    if within is None:
+        return out
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return out
+    sizes = np.bincount(labels.ravel()) * voxel_ml
+    keep = sizes >= min_ml
+    keep[0] = False
+    grown = tuple(slice(max(0, b.start - 1), min(s, b.stop + 1))
+                  for b, s in zip(within, mask.shape, strict=True))
+    big = grow(keep[labels[grown]])
+    out[within] = big[tuple(slice(b.start - g.start, b.stop - g.start)
+                            for b, g in zip(within, grown, strict=True))]
+    return out
+
+
+def _read_box(near: np.ndarray, structure: np.ndarray) -> Box | None:
+    """The box in which ``dilate_near(mask, structure, near)`` reads ``mask``: the box of
+    ``near`` grown by the structure's half-size (``dilate_within``); None if empty."""
+    box = crop_box(near)
+    if box is None:
+        return None
+    return tuple(slice(max(0, b.start - h), min(n, b.stop + h))
+                 for b, h, n in zip(box, (s // 2 for s in structure.shape), near.shape,
+                                    strict=True))
 
 
 def _heart_core(heart: np.ndarray) -> np.ndarray:
     """The heart's interior (blood and myocardium, uniform): where noise is measured."""
-    core = ndi.binary_erosion(heart, iterations=2)
+    core = shrink(heart, iterations=2)
     return core if core.sum() >= 50 else heart
 
 
@@ -253,11 +299,15 @@ def _metal_slices(grid: WorkGrid) -> np.ndarray:
 
 def _long_lines(hit: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
     """Dense components longer than any coronary plaque along z (device leads, wires)."""
-    labels, n = ndi.label(hit, structure=np.ones((3, 3, 3), dtype=bool))
     out = np.zeros_like(hit)
+    box = crop_box(hit)  # labelled in the hits' box: the same components
+    if box is None:
+        return out
+    labels, n = ndi.label(hit[box], structure=np.ones((3, 3, 3), dtype=bool))
+    sub = out[box]
     for lab, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is not None and (sl[0].stop - sl[0].start) * spacing[0] > MAX_PLAQUE_Z_MM:
-            out[sl] |= labels[sl] == lab
+            sub[sl] |= labels[sl] == lab
     return out
 
 
@@ -289,7 +339,7 @@ def arterial_pool(grid: WorkGrid, heart: np.ndarray, aorta: np.ndarray) -> np.nd
     swirls still reach above it. The aorta's core (eroded by one voxel, off its wall)
     is used when it holds ``MIN_POOL_VOXELS``; otherwise the heart and aorta together.
     """
-    core = enhanced_blood(grid, ndi.binary_erosion(aorta, iterations=1))
+    core = enhanced_blood(grid, shrink(aorta))
     if int(core.sum()) >= MIN_POOL_VOXELS:
         return core
     return enhanced_blood(grid, heart | aorta)
@@ -306,7 +356,7 @@ def _sd_multiple(n_tested: int) -> float:
 def pool_stats(grid: WorkGrid, pool: np.ndarray) -> tuple[float, float]:
     """(median, robust SD) of the full-resolution voxels of the blood pool's core."""
     fz, fy, fx = grid.factors
-    core = ndi.binary_erosion(pool, iterations=1) if pool.sum() > 200 else pool
+    core = shrink(pool) if pool.sum() > 200 else pool
     if int(core.sum()) < MIN_POOL_VOXELS:
         # A thin pool (5 mm slices: one or two work slices of aorta) erodes to nothing;
         # its median was NaN and the threshold fell back to 130 HU inside enhanced blood.
@@ -321,19 +371,20 @@ def pool_stats(grid: WorkGrid, pool: np.ndarray) -> tuple[float, float]:
     return med, float(1.4826 * np.median(np.abs(vals - med)))
 
 
-def _iodine_bodies(grid: WorkGrid, pool: np.ndarray) -> np.ndarray:
+def _iodine_bodies(grid: WorkGrid, pool: np.ndarray, within: Box | None) -> np.ndarray:
     """Blood denser than the aortic pool (right heart, vena cava, pulmonary trunk) in
-    bodies of >= ``DENSE_CONTRAST_ML``, grown by one voxel.
+    bodies of >= ``DENSE_CONTRAST_ML``, grown by one voxel; only ``within`` that box.
 
     Level: pool median + ``DENSE_BLOOD_SD`` robust SD. A coronary lumen carries the
     aorta's blood and stays below it (a 3-4 mm lumen holds no 1 ml body), while
     undiluted or swirling contrast forms connected bodies of many millilitres, and its
     edges and swirls reach the calcium threshold beside them.
     """
+    if within is None:
+        return np.zeros(grid.shape, dtype=bool)
     med, sd = pool_stats(grid, pool)
-    dense = large_components(grid.hu >= med + DENSE_BLOOD_SD * sd, grid.voxel_ml,
-                             DENSE_CONTRAST_ML)
-    return ndi.binary_dilation(dense, iterations=1)
+    return _grown_bodies(grid.hu >= med + DENSE_BLOOD_SD * sd, grid.voxel_ml,
+                         DENSE_CONTRAST_ML, within)
 
 
 def _is_streak(lesion: np.ndarray, dense: np.ndarray, px_mm: float) -> bool:
@@ -433,14 +484,17 @@ def _outside_wall(bodies: np.ndarray, wall: np.ndarray) -> np.ndarray:
     dense body too, but it lies in the wall: only bodies with most of their voxels
     outside the shell are taken as contrast.
     """
-    labels, n = ndi.label(bodies)
-    if n == 0:
+    box = crop_box(bodies)  # labelled in the bodies' box: the same components
+    if box is None:
         return bodies
+    labels, n = ndi.label(bodies[box])
     size = np.bincount(labels.ravel(), minlength=n + 1)
-    inside = np.bincount(labels.ravel(), weights=wall.ravel(), minlength=n + 1)
+    inside = np.bincount(labels[wall[box]], minlength=n + 1)  # as weighting by 0 or 1
     keep = inside < 0.5 * size
     keep[0] = False
-    return keep[labels]
+    out = np.zeros_like(bodies)
+    out[box] = keep[labels]
+    return out
 
 
 def calcium_threshold(grid: WorkGrid, pool: np.ndarray | None,
@@ -510,7 +564,8 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
         region = region & ~streaky[:, None, None]
         thr_note += f"; {int(streaky.sum())} slice(s) with metal streaks not scored"
     if contrast:
-        bone = (_dense_bodies(grid, thr) | _iodine_bodies(grid, pool)
+        read = _read_box(region, ball_mm(5.0, sp))  # where ``exclude`` reads the bodies
+        bone = (_dense_bodies(grid, thr, read) | _iodine_bodies(grid, pool, read)
                 | (spine if spine is not None else False))
     # Read only inside ``region`` (agatston), so dilated only near it (dilate_near).
     exclude = (dilate_near(bone, ball_mm(5.0, sp), region)
@@ -521,7 +576,7 @@ def coronary_measures(grid: WorkGrid, heart: np.ndarray, med: np.ndarray, bone: 
     leads = _long_lines(hit, grid.spacing_zyx)
     if leads.any():
         # A pacemaker or ICD lead runs through the heart for centimetres: not calcium.
-        exclude |= ndi.binary_dilation(leads, iterations=1)
+        exclude |= grow(leads)
         score, ml, hit = agatston(grid, region, exclude, thr, f, need_fat=contrast)
     ev = (component_evidence(grid, hit, "coronary calcium"),) if hit.any() else ()
     return {
@@ -559,8 +614,12 @@ def aortic_calcium_measures(grid: WorkGrid, aorta: np.ndarray, bone: np.ndarray,
         thr_note += (f"; not scored within {STREAK_ZONE_MM:.0f} mm of dense contrast "
                      f"(>= {STREAK_SOURCE_HU:.0f} HU: its streaks)")
         # ``spine`` (vertebral bodies, filled) keeps thin endplate fragments out too.
-        bone = (_dense_bodies(grid, thr) | (spine if spine is not None else False)
-                | _outside_wall(_iodine_bodies(grid, pool), wall))
+        # The dense bodies are read only near the wall (the 4 mm ``dilate_near`` below); the
+        # iodine bodies are judged whole (``_outside_wall``).
+        whole = tuple(slice(0, n) for n in grid.shape)
+        bone = (_dense_bodies(grid, thr, _read_box(wall, ball_mm(4.0, grid.spacing_zyx)))
+                | (spine if spine is not None else False)
+                | _outside_wall(_iodine_bodies(grid, pool, whole), wall))
     streaky = _metal_slices(grid) if not contrast else np.zeros(grid.shape[0], dtype=bool)
     if streaky.any():
         wall = wall & ~streaky[:, None, None]

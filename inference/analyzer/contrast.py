@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from inference.analyzer.calcium import calcium_kvp_factor, iodine_kvp_factor
-from inference.analyzer.morphology import convex_hull_2d
+from inference.analyzer.morphology import convex_hull_2d, crop_box
 from inference.analyzer.types import Anatomy, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,13 @@ def enhanced_pool(grid: WorkGrid, region: np.ndarray, kvp: float | None) -> np.n
     hi = POOL_HU[1] * f
     hu = grid.hu
     bright = region & (hu >= lo) & (hu < hi)
-    if not bright.any():
+    # Worked in the box of the bright voxels: the same components, labelled in the same
+    # order (``_cortex_near`` for the cortex around them).
+    box = crop_box(bright)
+    if box is None:
         return np.zeros_like(region)
-    cortex = ndi.binary_dilation(hu > CORTEX_HU * calcium_kvp_factor(kvp), iterations=2)
-    labels, n = ndi.label(bright & ~cortex)
+    cortex = _cortex_near(hu, CORTEX_HU * calcium_kvp_factor(kvp), box)
+    labels, n = ndi.label(bright[box] & ~cortex)
     if n == 0:
         return np.zeros_like(region)
     sizes = np.bincount(labels.ravel()) * grid.voxel_ml
@@ -92,10 +95,22 @@ def enhanced_pool(grid: WorkGrid, region: np.ndarray, kvp: float | None) -> np.n
     for best in np.argsort(-sizes):
         if best == 0 or sizes[best] < MIN_POOL_ML:
             break
-        comp = labels == best
-        if _central(comp, region) and not _walled_by_cortex(comp, hu):
+        sub = labels == best
+        comp = np.zeros_like(region)
+        comp[box] = sub
+        if _central(comp, region) and not _walled_by_cortex(sub, hu[box]):
             return comp
     return np.zeros_like(region)
+
+
+def _cortex_near(hu: np.ndarray, thr: float, box: tuple[slice, ...]) -> np.ndarray:
+    """``ndi.binary_dilation(hu > thr, iterations=2)[box]``, from ``box`` grown by the two
+    voxels the dilation reaches: the same voxels, without dilating the whole volume."""
+    grown = tuple(slice(max(0, b.start - 2), min(n, b.stop + 2))
+                  for b, n in zip(box, hu.shape, strict=True))
+    dilated = ndi.binary_dilation(hu[grown] > thr, iterations=2)
+    return dilated[tuple(slice(b.start - g.start, b.stop - g.start)
+                         for b, g in zip(box, grown, strict=True))]
 
 
 def _walled_by_cortex(comp: np.ndarray, hu: np.ndarray) -> bool:

@@ -30,7 +30,14 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.contrast import enhanced_pool
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import ball_mm, convex_hull_2d, disk
+from inference.analyzer.morphology import (
+    ball_mm,
+    convex_hull_2d,
+    crop_box,
+    disk,
+    open_in_box,
+    shrink,
+)
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,9 @@ NOISY_HU = 35.0
 """Noise SD above which density thresholds are biased (soft kernels at standard
 dose are 10-25 HU in blood)."""
 FLUID_HU = (-10.0, 25.0)
+"""Pericardial fluid: water density (0-20 HU for a transudate, Bogaert & Francone,
+Radiology 2013;267:340) with a margin for noise, 10 HU below and only 5 HU above:
+unenhanced myocardium (~40 HU) is only ~25 HU above fluid (module doc)."""
 PLATEAU = 0.9
 """Slices whose lung cross-section is within 10 % of the largest (the seed's plateau)."""
 WIDTH_PERCENTILE = 85.0
@@ -132,9 +142,7 @@ def heart_mask(grid: WorkGrid, anatomy: Anatomy, med: np.ndarray,
     hi = 600.0 if contrast else SOFT_HU[1]
     soft = region & _soft_band(grid, hi)
     r = max(1, int(round(8.0 / grid.spacing_zyx[1])))
-    opened = np.zeros_like(soft)
-    for k in levels:
-        opened[k] = ndi.binary_opening(soft[k], structure=disk(r)[0])
+    opened = open_in_box(soft, disk(r))  # each slice opened in plane
     seed_k = _seed_slice(anatomy, levels)
     thorax = (anatomy.lungs | med).sum(axis=(1, 2)).astype(float)
     heart = _track(grid, anatomy, opened, ordered, levels, seed_k, thorax)
@@ -343,8 +351,7 @@ def heart_measures(grid: WorkGrid, anatomy: Anatomy, ext: np.ndarray, heart: np.
     # cavae, appendages and great-vessel stumps that join the heart by a neck.
     r = max(1, int(round(10.0 / grid.spacing_zyx[1])))
     ks = np.nonzero(heart.any(axis=(1, 2)))[0]
-    widths = [_x_extent(_largest_2d(ndi.binary_opening(heart[k], structure=disk(r)[0])))
-              for k in ks]
+    widths = [_x_extent(_largest_2d(open_in_box(heart[k:k + 1], disk(r))[0])) for k in ks]
     # The venae cavae and the liver dome join the cardiac outline on a few slices at its
     # lower border: the widest slice is taken at the WIDTH_PERCENTILE of the slices.
     target = float(np.percentile(widths, WIDTH_PERCENTILE))
@@ -381,7 +388,7 @@ def image_noise(grid: WorkGrid, heart: np.ndarray) -> Measure:
     more parenchyma falls below -950 HU and more blood above 130 HU, so LAA%-950
     and the calcium score read high (Boedeker et al. 2004). The note says so.
     """
-    core = ndi.binary_erosion(heart, structure=disk(2), iterations=1)
+    core = shrink(heart, structure=disk(2))
     if core.sum() < 50:
         return Measure("image_noise", None, "[hnsf'U]", "image noise (SD in the heart)")
     fz, fy, fx = grid.factors
@@ -412,8 +419,39 @@ def _pericardial_fluid(grid: WorkGrid, heart: np.ndarray, contrast: bool) -> dic
     Only collections that touch the heart's outer surface and hold a layer's volume
     (``MIN_PERICARDIAL_LAYER_ML``) count: one small pocket must not set the 95th percentile.
     """
+    if not contrast:
+        return {"pericardial_fluid_thickness": Measure(
+            "pericardial_fluid_thickness", None, "mm",
+            "thickness of water-density fluid around the heart",
+            note="unenhanced study: fluid (0-20 HU) and blood (30-55 HU) differ by less "
+            "than two noise standard deviations")}
     spacing = grid.spacing_zyx
-    fluid = heart & (grid.hu >= FLUID_HU[0]) & (grid.hu <= FLUID_HU[1])
+    # Worked in the heart's box grown by one voxel: the same voxels and distances. The
+    # fluid lies in the heart, and the box's empty rim holds, for every voxel inside, a
+    # background voxel at least as near as any beyond the box.
+    box = crop_box(heart, margin=1)
+    fluid = np.zeros(heart.shape, dtype=bool)
+    if box is not None:
+        fluid[box] = _pericardial_collections(heart[box], grid.hu[box], spacing,
+                                              grid.voxel_ml)
+    if box is None or not fluid.any():
+        return {"pericardial_fluid_thickness": Measure(
+            "pericardial_fluid_thickness", 0.0, "mm",
+            "thickness of water-density fluid around the heart")}
+    sub = fluid[box]
+    thick = 2.0 * ndi.distance_transform_edt(sub, sampling=spacing)
+    value = float(np.percentile(thick[sub], 95))
+    return {"pericardial_fluid_thickness": Measure(
+        "pericardial_fluid_thickness", value, "mm",
+        "thickness of water-density fluid around the heart (95th percentile)",
+        (component_evidence(grid, fluid, "pericardial fluid"),))}
+
+
+def _pericardial_collections(heart: np.ndarray, hu: np.ndarray,
+                             spacing: tuple[float, float, float], voxel_ml: float
+                             ) -> np.ndarray:
+    """The water-density collections on the heart's surface that hold a layer's volume."""
+    fluid = heart & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1])
     fluid = ndi.binary_opening(fluid, structure=ball_mm(2.0, spacing))
     # A shell: fluid that touches the heart's outer surface.
     surface = heart & ~ndi.binary_erosion(heart, structure=disk(1))
@@ -423,23 +461,8 @@ def _pericardial_fluid(grid: WorkGrid, heart: np.ndarray, contrast: bool) -> dic
         keep = np.zeros(n + 1, dtype=bool)
         keep[touch[touch > 0]] = True
         # A layer in the sac, not a pocket: each collection holds a layer's volume.
-        keep &= np.bincount(labels.ravel(), minlength=n + 1) * grid.voxel_ml >= (
+        keep &= np.bincount(labels.ravel(), minlength=n + 1) * voxel_ml >= (
             MIN_PERICARDIAL_LAYER_ML)
         keep[0] = False
         fluid = keep[labels]
-    if not contrast:
-        return {"pericardial_fluid_thickness": Measure(
-            "pericardial_fluid_thickness", None, "mm",
-            "thickness of water-density fluid around the heart",
-            note="unenhanced study: fluid (0-20 HU) and blood (30-55 HU) differ by less "
-            "than two noise standard deviations")}
-    if not fluid.any():
-        return {"pericardial_fluid_thickness": Measure(
-            "pericardial_fluid_thickness", 0.0, "mm",
-            "thickness of water-density fluid around the heart")}
-    thick = 2.0 * ndi.distance_transform_edt(fluid, sampling=spacing)
-    value = float(np.percentile(thick[fluid], 95))
-    return {"pericardial_fluid_thickness": Measure(
-        "pericardial_fluid_thickness", value, "mm",
-        "thickness of water-density fluid around the heart (95th percentile)",
-        (component_evidence(grid, fluid, "pericardial fluid"),))}
+    return fluid

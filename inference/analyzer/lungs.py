@@ -16,7 +16,15 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
-from inference.analyzer.morphology import ball_mm, crop_box, disk, fill_holes_2d
+from inference.analyzer.morphology import (
+    CROSS,
+    ball_mm,
+    crop_box,
+    disk,
+    fill_holes_2d,
+    grow,
+    shrink,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold
     """
     air = (hu < threshold_hu) & body
     if airway.any():
-        air &= ~ndi.binary_dilation(airway, iterations=1)
+        air &= ~grow(airway)
     labels, n = ndi.label(air)
     if n == 0:
         return np.zeros_like(air), np.zeros_like(air), ()
@@ -71,23 +79,19 @@ def aerated_lung(hu: np.ndarray, body: np.ndarray, airway: np.ndarray, threshold
     # Judge density on the interior: the one-voxel rim is partial volume with the
     # wall around it, and on a small pocket (a child's stomach bubble on 2-3 mm
     # voxels) the rim alone would make pure gas look like lung.
-    inner = ndi.binary_erosion(air, structure=ndi.generate_binary_structure(3, 1))
-    inner_n = np.bincount(labels.ravel(), weights=inner.ravel(), minlength=n + 1)
-    gas = np.bincount(labels.ravel(), weights=(inner & (hu < GAS_HU)).ravel(), minlength=n + 1)
-    keep = np.zeros(n + 1, dtype=bool)
-    free = np.zeros(n + 1, dtype=bool)
-    notes: list[str] = []
-    largest = sizes[1:].max()
-    for lab in range(1, n + 1):
-        ml = sizes[lab] * voxel_ml
-        if ml < MIN_COMPONENT_ML or sizes[lab] < 0.02 * largest:
-            continue
-        if gas[lab] > MAX_GAS_FRACTION * inner_n[lab] and ml < GAS_MAX_ML:
-            notes.append(f"a {ml:.0f} ml air component is free gas, not lung")
-            free[lab] = True
-            continue
-        keep[lab] = True
-    lung, sub = _split_subphrenic(keep[labels], hu, _caudal_end(airway, keep[labels]))
+    inner = shrink(air, structure=CROSS)
+    # Counts per label from the labels of the voxels counted (as weighting by 0 or 1).
+    inner_n = np.bincount(labels[inner], minlength=n + 1)
+    gas = np.bincount(labels[inner & (hu < GAS_HU)], minlength=n + 1)
+    ml = sizes * voxel_ml
+    large = (ml >= MIN_COMPONENT_ML) & (sizes >= 0.02 * sizes[1:].max())
+    large[0] = False
+    free = large & (gas > MAX_GAS_FRACTION * inner_n) & (ml < GAS_MAX_ML)
+    keep = large & ~free
+    notes = [f"a {ml[lab]:.0f} ml air component is free gas, not lung"
+             for lab in np.nonzero(free)[0]]
+    kept = keep[labels]
+    lung, sub = _split_subphrenic(kept, hu, _caudal_end(airway, kept))
     if sub.any():
         notes.append(f"a {float(sub.sum()) * voxel_ml:.0f} ml gas body under the lung bases "
                      "is abdominal gas, not lung")
@@ -157,7 +161,7 @@ def _subphrenic_labels(labels: np.ndarray, n: int, hu: np.ndarray, caudal: int) 
     sizes[0] = 0
     mean_hu = np.bincount(idx, weights=hu.ravel(), minlength=n + 1) / np.maximum(sizes, 1)
     lungs = sizes >= LUNG_CORE_SHARE * sizes.max()
-    lung_z = np.nonzero(np.isin(labels, np.nonzero(lungs)[0]).any(axis=(1, 2)))[0]
+    lung_z = np.nonzero(lungs[labels].any(axis=(1, 2)))[0]  # labels that are lungs
     lo, hi = int(lung_z[0]), int(lung_z[-1])
     low = np.bincount(labels[:lo].ravel(), minlength=n + 1)
     high = np.bincount(labels[hi + 1:].ravel(), minlength=n + 1)
@@ -211,8 +215,9 @@ def split_left_right(aerated: np.ndarray, body: np.ndarray, left_sign: int
 
 
 def _nearest_label(markers: np.ndarray) -> np.ndarray:
-    """Each voxel takes the label of its nearest marker voxel."""
-    _, idx = ndi.distance_transform_edt(markers == 0, return_indices=True)
+    """Each voxel takes the label of its nearest marker voxel (the feature transform alone:
+    the distances themselves are not read)."""
+    idx = ndi.distance_transform_edt(markers == 0, return_distances=False, return_indices=True)
     return markers[tuple(idx)]
 
 

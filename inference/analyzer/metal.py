@@ -51,7 +51,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import fill_holes_2d
+from inference.analyzer.morphology import crop_box, fill_holes_2d, grow
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
 
@@ -107,23 +107,30 @@ def metal_measures(grid: WorkGrid, anatomy: Anatomy, enhanced: bool = False
     """
     fz, fy, fx = grid.factors
     vox = grid.source.voxels
-    nz, ny, nx = vox.shape
+    nz = vox.shape[0]
     per_work = np.zeros(grid.shape, dtype=np.int32)
     body = anatomy.body
-    for k in range(grid.shape[0]):
-        slab = vox[k * fz:min(nz, (k + 1) * fz)] > METAL_HU
-        if not slab.any():
-            continue
-        hits = slab.sum(axis=0)
-        pad = np.zeros((grid.shape[1] * fy, grid.shape[2] * fx), dtype=np.int32)
-        pad[:ny, :nx] = hits
-        per_work[k] = pad.reshape(grid.shape[1], fy, grid.shape[2], fx).sum(axis=(1, 3))
+    dense = vox > METAL_HU
+    # Counted in the work blocks that cover the dense voxels' box (the others count 0).
+    box = crop_box(dense)
+    if box is not None:
+        by0, by1 = box[1].start // fy, -(-box[1].stop // fy)
+        bx0, bx1 = box[2].start // fx, -(-box[2].stop // fx)
+        for k in range(box[0].start // fz, -(-box[0].stop // fz)):
+            slab = dense[k * fz:min(nz, (k + 1) * fz), by0 * fy:by1 * fy, bx0 * fx:bx1 * fx]
+            if not slab.any():
+                continue
+            hits = slab.sum(axis=0)
+            pad = np.zeros(((by1 - by0) * fy, (bx1 - bx0) * fx), dtype=np.int32)
+            pad[:hits.shape[0], :hits.shape[1]] = hits
+            per_work[k, by0:by1, bx0:bx1] = pad.reshape(by1 - by0, fy, bx1 - bx0, fx).sum(
+                axis=(1, 3))
     # Inside the body, or on its skin (ECG leads and ports are on the surface).
-    near_body = ndi.binary_dilation(body, iterations=2)
+    near_body = grow(body, iterations=2)
     per_work[~near_body] = 0
     note = ""
     if enhanced and per_work.any():
-        iodine = _in_opacified_lumen(vox, grid)
+        iodine = _in_opacified_lumen(vox, dense, grid)
         if iodine.any():
             dropped = float(per_work[iodine].sum()) * grid.source.voxel_volume_ml
             per_work[iodine] = 0
@@ -143,22 +150,31 @@ def metal_measures(grid: WorkGrid, anatomy: Anatomy, enhanced: bool = False
                                     note=note)}
 
 
-def _in_opacified_lumen(vox: np.ndarray, grid: WorkGrid) -> np.ndarray:
-    """Work-grid mask of dense (> 2500 HU) objects surrounded by opacified blood (loops
-    around tissue excepted: a wire around the sternum has bone, not blood, around it)."""
+def _in_opacified_lumen(vox: np.ndarray, dense: np.ndarray, grid: WorkGrid) -> np.ndarray:
+    """Work-grid mask of dense (``dense``: > 2500 HU) objects surrounded by opacified blood
+    (loops around tissue excepted: a wire around the sternum has bone, not blood, around it).
+
+    Labelled in the dense voxels' box grown by the objects' search margin: the same objects
+    in the same order, each object's grown box inside it (a full-resolution volume's
+    labelling cost most of the stage).
+    """
     fz, fy, fx = grid.factors
     nz, ny, nx = vox.shape
     sx, sy, sz = grid.source.spacing
     spacing = (sz, sy, sx)
     pad = [int(np.ceil(SURROUND_MM[1] / s)) + 1 for s in spacing]
     out = np.zeros(grid.shape, dtype=bool)
-    labels, _ = ndi.label(vox > METAL_HU, structure=np.ones((3, 3, 3)))
+    crop = crop_box(dense, margin=(pad[0], pad[1], pad[2]))
+    if crop is None:
+        return out
+    labels, _ = ndi.label(dense[crop], structure=np.ones((3, 3, 3)))
     for lab, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        box = tuple(slice(max(0, s.start - p), min(e, s.stop + p))
-                    for s, e, p in zip(sl, (nz, ny, nx), pad, strict=True))
-        core = labels[box] == lab
+        box = tuple(slice(max(0, s.start + c.start - p), min(e, s.stop + c.start + p))
+                    for s, c, e, p in zip(sl, crop, (nz, ny, nx), pad, strict=True))
+        core = labels[tuple(slice(b.start - c.start, b.stop - c.start)
+                            for b, c in zip(box, crop, strict=True))] == lab
         if (_opacified_fraction(vox[box], core, spacing) >= MIN_OPACIFIED_SURROUND
                 and not _encloses_tissue(core, spacing)):
             zs, ys, xs = np.nonzero(core)

@@ -29,10 +29,14 @@ from inference.analyzer.morphology import (
     ball_radii,
     convex_hull_2d,
     crop_box,
+    dilate,
     dilate_ball,
     dilate_within,
     disk,
     distance_to,
+    grow,
+    open_in_box,
+    shrink,
 )
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 from inference.types import Evidence
@@ -97,7 +101,7 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
     fluid = (anatomy.body & ~anatomy.lungs & ~lesions
              & (smooth >= FLUID_HU[0]) & (smooth <= FLUID_HU[1]))
     band = fluid
-    fluid = ndi.binary_opening(band, structure=ball_mm(4.0, spacing))
+    fluid = open_in_box(band, ball_mm(4.0, spacing))
     labels, n = ndi.label(fluid)
     if n == 0:
         return fluid
@@ -108,10 +112,12 @@ def pleural_fluid(grid: WorkGrid, anatomy: Anatomy, mediastinum: np.ndarray,
     # slices that show lung (below them: stomach, bowel, ascites). Not the hull of
     # both lungs together: a posterior effusion pushes the lung forward and lies
     # inside that.
-    not_pleural = _between_lungs(anatomy) | _each_lung_hull(anatomy)
-    inside = np.bincount(labels.ravel(), weights=(not_pleural & fluid).ravel(), minlength=n + 1)
-    behind = np.bincount(labels.ravel(), weights=(_behind_lung(anatomy) & fluid).ravel(),
-                         minlength=n + 1)
+    # Counts per label from the labels of the voxels counted (as weighting by 0 or 1); the
+    # hulls only on the slices where they can decide a fluid voxel.
+    between = _between_lungs(anatomy)
+    not_pleural = between | _each_lung_hull(anatomy, (fluid & ~between).any(axis=(1, 2)))
+    inside = np.bincount(labels[not_pleural & fluid], minlength=n + 1)
+    behind = np.bincount(labels[_behind_lung(anatomy) & fluid], minlength=n + 1)
     keep = (inside <= MAX_MEDIASTINAL_FRACTION * size) & (behind >= MIN_DEPENDENT_FRACTION * size)
     keep[0] = False
     if not keep.any():
@@ -147,7 +153,7 @@ def _lung_contact_cm2(labels: np.ndarray, band: np.ndarray, asked: np.ndarray,
         grown = step
     reach = disk(max(1, int(round(LUNG_REACH_MM / spacing[1]))))
     near_lung = dilate_within(lungs, reach, box)[box]
-    touch = np.bincount(grown.ravel(), weights=near_lung.ravel(), minlength=asked.size)
+    touch = np.bincount(grown[near_lung], minlength=asked.size)
     return np.where(asked, touch * (spacing[0] * spacing[1] / 100.0), 0.0)
 
 
@@ -170,19 +176,59 @@ def _inside_ribs(grid: WorkGrid, anatomy: Anatomy, labels: np.ndarray,
     boxes = ndi.find_objects(labels)
     for lab in np.nonzero(keep)[0]:
         sl = boxes[lab - 1]
-        box = tuple(slice(max(0, s.start - p), s.stop + p) for s, p in zip(sl, pad, strict=True))
+        box = tuple(slice(max(0, s.start - p), min(n, s.stop + p))
+                    for s, p, n in zip(sl, pad, labels.shape, strict=True))
         comp = labels[box] == lab
         near = (dilate_ball(comp, RIB_SEARCH_MM, spacing) & (grid.hu[box] > BONE_HU)
                 & anatomy.body[box])
         if not near.any():
             continue
-        if from_lung is None:
-            # Exact in the box: all lung lies in it, and so does every rib searched.
-            from_lung = distance_to(anatomy.lungs, anatomy.lungs | asked[labels],
-                                    RIB_SEARCH_MM, spacing)
-        d = from_lung[box]
+        d = _lung_distance_near(anatomy.lungs, box, pad, comp | near, spacing)
+        if d is None:
+            if from_lung is None:
+                # Exact in the box: all lung lies in it, and so does every rib searched.
+                from_lung = distance_to(anatomy.lungs, anatomy.lungs | asked[labels],
+                                        RIB_SEARCH_MM, spacing)
+            d = from_lung[box]
         keep[lab] = float(np.median(d[comp])) < float(np.median(d[near]))
     return keep
+
+
+def _lung_distance_near(lungs: np.ndarray, box: tuple[slice, ...], pad: tuple[int, ...],
+                        read: np.ndarray, spacing: tuple[float, float, float]
+                        ) -> np.ndarray | None:
+    """Distance (mm) to the nearest lung voxel over ``box``, from the lung in ``box`` grown
+    by ``pad``; None unless it is exact at every ``read`` voxel.
+
+    A voxel's distance is exact when the nearest lung found lies nearer than anything
+    beyond the grown box (the image's own border has nothing beyond it): no lung outside
+    could then be nearer. A collection on the lung and the ribs around it pass; the
+    whole lungs' distance transform (``distance_to``) is the fallback.
+    """
+    shape = lungs.shape
+    grown = tuple(slice(max(0, b.start - p), min(n, b.stop + p))
+                  for b, p, n in zip(box, pad, shape, strict=True))
+    sub = lungs[grown]
+    if not sub.any():
+        return None
+    dist = ndi.distance_transform_edt(~sub, sampling=spacing)[
+        tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown, strict=True))]
+    # Per voxel of the box, the distance (mm) to the nearest voxel beyond the grown box.
+    room = np.full(dist.shape, np.inf)
+    for axis, (b, g, n, s) in enumerate(zip(box, grown, shape, spacing, strict=True)):
+        pos = np.arange(b.start, b.stop)
+        gap = np.full(pos.shape, np.inf)
+        if g.start > 0:
+            gap = np.minimum(gap, (pos - g.start + 1) * s)
+        if g.stop < n:
+            gap = np.minimum(gap, (g.stop - pos) * s)
+        along = [1, 1, 1]
+        along[axis] = gap.size
+        room = np.minimum(room, gap.reshape(along))
+    # A hair of margin: a lung voxel beyond the box at the same distance is no tie.
+    if not bool(np.all(dist[read] < room[read] - 1e-6)):
+        return None
+    return dist
 
 
 def _behind_lung(anatomy: Anatomy) -> np.ndarray:
@@ -203,11 +249,12 @@ def _behind_lung(anatomy: Anatomy) -> np.ndarray:
     return np.broadcast_to(posterior[:, :, None], lungs.shape)
 
 
-def _each_lung_hull(anatomy: Anatomy) -> np.ndarray:
-    """Per slice and per lung, its convex hull outside it (what the lung wraps around)."""
+def _each_lung_hull(anatomy: Anatomy, slices: np.ndarray) -> np.ndarray:
+    """Per slice and per lung, its convex hull outside it (what the lung wraps around), on
+    the ``slices`` asked for (False on the others)."""
     hull = np.zeros_like(anatomy.lungs)
     for lung in (anatomy.lung_left, anatomy.lung_right):
-        for k in np.nonzero(lung.any(axis=(1, 2)))[0]:
+        for k in np.nonzero(lung.any(axis=(1, 2)) & slices)[0]:
             hull[k] |= convex_hull_2d(lung[k]) & ~lung[k]
     return hull
 
@@ -269,18 +316,21 @@ def pneumothorax_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     lungs = anatomy.lungs
     smooth = grid.smoothed()
     gas = lungs & (smooth < GAS_HU)
-    gas = ndi.binary_opening(gas, structure=ball_mm(2.5, grid.spacing_zyx))
+    gas = open_in_box(gas, ball_mm(2.5, grid.spacing_zyx))
     # Outer layer: lung within 12 mm of the tissue around it (the smoothed gas
     # stops short of the partial-volume rim at the chest wall).
     outside = anatomy.body & ~lungs
-    wall_dist = distance_to(outside, lungs, WALL_LAYER_MM, grid.spacing_zyx)  # read in lungs
-    surface = lungs & (wall_dist <= WALL_LAYER_MM)
     ml = grid.voxel_ml
     out = np.zeros_like(lungs)
     labels, n = ndi.label(gas)
     if n:
-        sizes = np.bincount(labels.ravel(), minlength=n + 1) * ml
-        on_surface = np.bincount(labels.ravel(), weights=surface.ravel(), minlength=n + 1) * ml
+        # Read only in the gas, and only against 12 mm: measured in the gas's box grown
+        # by that (``distance_to``: exact there up to 12 mm, beyond it more than 12 mm).
+        wall_dist = distance_to(outside, gas, WALL_LAYER_MM, grid.spacing_zyx)
+        surface = lungs & (wall_dist <= WALL_LAYER_MM)
+        counts = np.bincount(labels.ravel(), minlength=n + 1)
+        sizes = counts * ml
+        on_surface = np.bincount(labels[surface], minlength=n + 1) * ml
         # A layer on the chest wall, not emphysema spread through the lung.
         keep = (sizes >= MIN_PNEUMOTHORAX_ML) & (on_surface >= MIN_WALL_FRACTION * sizes)
         keep[0] = False
@@ -293,20 +343,22 @@ def pneumothorax_mask(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
             rel = (depth - front) / max(float(back - front), 1.0)  # 0 front, 1 back
             rel3 = np.broadcast_to(rel[None, :, None], lungs.shape)
             mean_rel = (np.bincount(labels.ravel(), weights=rel3.ravel(), minlength=n + 1)
-                        / np.maximum(np.bincount(labels.ravel(), minlength=n + 1), 1))
+                        / np.maximum(counts, 1))
             keep &= mean_rel <= MAX_DEPTH_FRACTION
         cand = keep[labels]
         if cand.any():
             # Take back the layer's edges that the smoothing and opening shaved off.
-            cand = ndi.binary_dilation(cand, iterations=3, mask=lungs & (smooth < EDGE_HU))
-            out |= _on_the_wall(cand, wall_dist <= WALL_CONTACT_MM)
+            cand = grow(cand, iterations=3, mask_in=lungs & (smooth < EDGE_HU))
+            # Read in the grown layer's surface against 5 mm: measured near it.
+            near_wall = distance_to(outside, cand, WALL_CONTACT_MM, grid.spacing_zyx)
+            out |= _on_the_wall(cand, near_wall <= WALL_CONTACT_MM)
     # Gas pockets apart from the lung but lying on it, within the lungs' height:
     # a pneumothorax behind its visceral pleura (bowel gas lies under the diaphragm).
     lung_z = np.nonzero(lungs.any(axis=(1, 2)))[0]
     glabels, gn = ndi.label(anatomy.free_gas)
     if gn and lung_z.size:
-        near = ndi.binary_dilation(lungs, structure=disk(2))
-        on_lung = np.bincount(glabels.ravel(), weights=near.ravel(), minlength=gn + 1)
+        near = dilate(lungs, disk(2))
+        on_lung = np.bincount(glabels[near], minlength=gn + 1)
         sizes = np.bincount(glabels.ravel(), minlength=gn + 1) * ml
         lowest = lung_z[0] + 0.15 * (lung_z[-1] - lung_z[0])
         highest = lung_z[-1] - 0.15 * (lung_z[-1] - lung_z[0])
@@ -330,10 +382,10 @@ def _on_the_wall(cand: np.ndarray, near_wall: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(cand)
     if n == 0:
         return cand
-    surface = cand & ~ndi.binary_erosion(cand)
+    surface = cand & ~shrink(cand)
     wall = surface & near_wall
-    n_surface = np.bincount(labels.ravel(), weights=surface.ravel(), minlength=n + 1)
-    n_wall = np.bincount(labels.ravel(), weights=wall.ravel(), minlength=n + 1)
+    n_surface = np.bincount(labels[surface], minlength=n + 1)
+    n_wall = np.bincount(labels[wall], minlength=n + 1)
     keep = n_wall >= MIN_WALL_CONTACT * np.maximum(n_surface, 1)
     keep[0] = False
     logger.debug("wall contact of gas layers: %s",

@@ -46,7 +46,7 @@ from scipy import ndimage as ndi
 
 from inference.analyzer.calcium import calcium_kvp_factor
 from inference.analyzer.evidence import component_evidence
-from inference.analyzer.morphology import open_ball
+from inference.analyzer.morphology import IN_PLANE_4, crop_box, fill_holes_2d, grow, open_ball
 from inference.analyzer.types import Anatomy, Measure, WorkGrid
 
 logger = logging.getLogger(__name__)
@@ -175,11 +175,11 @@ def vertebral_bodies(grid: WorkGrid, anatomy: Anatomy) -> np.ndarray:
     bone = anatomy.body & (grid.hu > CORTEX_HU)
     spine = np.zeros_like(bone)
     slices: dict[int, _SliceBones] = {}
+    filled_all = _filled_slices(bone)
     for k in range(bone.shape[0]):
         if not anatomy.body[k].any():
             continue
-        _, filled = _closed_and_filled(bone[k])
-        labels, n = ndi.label(filled)
+        labels, n = ndi.label(filled_all[k])
         if n == 0:
             continue
         ys, xs = np.nonzero(anatomy.body[k])
@@ -260,6 +260,23 @@ def _closed_and_filled(bone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     across one-pixel gaps, and the body it rings (marrow, canal) filled in."""
     closed = ndi.binary_closing(bone, iterations=1)
     return closed, ndi.binary_fill_holes(closed)
+
+
+def _filled_slices(bone: np.ndarray) -> np.ndarray:
+    """``_closed_and_filled(bone[k])[1]`` of every slice, from one closing and one filling
+    of the stack in the bone's bounding box grown by two voxels: the same pixels.
+
+    The closing reaches one pixel past the bone and its erosion reads one further, where
+    the box's empty rim stands for the empty slice beyond it; the background outside the
+    box reaches the slice's border, as the rim reaches the box's. The per-slice closing
+    and filling of whole slices cost most of the spine stage.
+    """
+    out = np.zeros(bone.shape, dtype=bool)
+    box = crop_box(bone, margin=2)
+    if box is not None:
+        closed = ndi.binary_closing(bone[box], structure=IN_PLANE_4, iterations=1)
+        out[box] = fill_holes_2d(closed)
+    return out
 
 
 def _canal(grid: WorkGrid, anatomy: Anatomy, spine: np.ndarray, unit: float, f: float
@@ -393,7 +410,7 @@ def _rib_heads(grid: WorkGrid, anatomy: Anatomy, canal: dict[int, tuple[float, f
     # Thick bodies are not ribs: an enhanced kidney or aorta, a bowel loop with oral
     # contrast (a 2-voxel rim is left off with them).
     blobs = open_ball(bone, RIB_MAX_RADIUS_MM * unit, grid.spacing_zyx)
-    bone &= ~ndi.binary_dilation(blobs, iterations=2)
+    bone &= ~grow(blobs, iterations=2)
     labels, n = ndi.label(bone)
     out: list[tuple[float, int]] = []
     for lab, sl in enumerate(ndi.find_objects(labels), start=1):

@@ -8,7 +8,8 @@ at a time and only after allocating); ``load_strict`` applies it and then loads.
 
 Layouts are plain ``{name: shape}`` dicts, so the published layout of a model
 (built on the ``meta`` device, no memory) and a checkpoint can be compared
-without loading a single weight.
+without loading a single weight. Importing this module does not import torch
+(a node without learned weights never needs it); reading a file does.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from weights.errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
 Layout = dict[str, tuple[int, ...]]
-StateDict = dict[str, torch.Tensor]
+StateDict = dict[str, "torch.Tensor"]
 KeyAdapter = Callable[[StateDict], StateDict]
 
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
@@ -76,7 +79,7 @@ def _listed(names: tuple[str, ...]) -> str:
 
 def layout_of(obj: nn.Module | Mapping[str, torch.Tensor]) -> Layout:
     """Names and shapes of a module's state dict (works on the ``meta`` device) or a dict."""
-    state = obj.state_dict() if isinstance(obj, nn.Module) else obj
+    state = obj if isinstance(obj, Mapping) else obj.state_dict()
     return {k: tuple(int(s) for s in v.shape) for k, v in state.items()}
 
 
@@ -100,6 +103,8 @@ def read_state_dict(path: Path) -> StateDict:
     containers (``{"state_dict": …}``, LAVIS's ``{"model": …}``) and strips the
     ``module.`` prefix that ``DistributedDataParallel`` adds.
     """
+    import torch
+
     try:
         try:  # memory-mapped: a 2 GB checkpoint is not read twice into memory
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -125,6 +130,8 @@ def read_state_dict(path: Path) -> StateDict:
 
 
 def _is_tensor_dict(obj: Mapping[object, object]) -> bool:
+    import torch
+
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 

@@ -19,14 +19,17 @@ head scores one of them the Secondary Capture draws the anomaly map.
 Slices: axial, oriented S/P/L, every ``slice_step_mm`` through the lungs; a
 square (in mm) around both lungs resized to ``image_size``; lung window
 W 1500 / L -600 HU scaled to [-1, 1].
+
+This module is the network (torch, MONAI) and the numerics around it, imported
+when a checkpoint loads or is checked (``Family.builder``) and by training. The
+model in the ensemble and its status are in
+``inference.models.diffusion_anomaly_model`` (no torch), re-exported here so
+that everything of the detector can be imported from one place.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,26 +40,19 @@ from scipy import ndimage as ndi
 from torch import nn
 
 from inference.errors import ModelError
-from inference.models.learned import LearnedModel
-from inference.models.regions import analyzer_regions, work_mask_on
+from inference.models.diffusion_anomaly_model import (
+    EMBEDDING_NAMES,
+    LUNG_FINDINGS,
+    DiffusionAnomalyModel,
+)
+from inference.models.regions import work_mask_on
 from inference.models.volume_prep import Oriented, orient_lps
-from inference.types import Evidence, FindingResult, ModelOutput
+from inference.types import Evidence
 from series_selector.types import HUVolume
 
-if TYPE_CHECKING:
-    from ctnode.settings import Settings
-
-logger = logging.getLogger(__name__)
-
-LUNG_FINDINGS = (
-    "emphysema", "atelectasis", "lung_nodule", "lung_opacity", "pulmonary_fibrotic_sequela",
-    "mosaic_attenuation_pattern", "peribronchial_thickening", "consolidation",
-    "bronchiectasis", "interlobular_septal_thickening", "lung_mass",
-)
-"""Findings inside the lung mask: the anomaly map is their evidence."""
-
-EMBEDDING_NAMES = ("score", "z", "fraction_above", "p95", "p99_9", "mean",
-                   "upper", "middle", "lower")
+__all__ = ["EMBEDDING_NAMES", "LUNG_FINDINGS", "DiffusionAnomalyModel", "DiffusionAnomalyNet",
+           "DiffusionConfig", "LungSlices", "anomaly_evidence", "anomaly_maps",
+           "build_diffusion_anomaly", "lung_slices", "study_score", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,53 +257,3 @@ def anomaly_evidence(maps: np.ndarray, ls: LungSlices, volume: HUVolume, tau: fl
             slice_index=int(round(z)), center_lps=volume.index_to_lps(z, y, x),
             volume_ml=float(sub.sum()) * volume.voxel_volume_ml, bbox=bbox, mask=mask))
     return tuple(out)
-
-
-class DiffusionAnomalyModel(LearnedModel):
-    """The anomaly detector in the ensemble (see module doc)."""
-
-    name = "diffusion_anomaly"
-    _analyzer = None
-
-    def after_load(self, settings: Settings) -> None:
-        self._analyzer = settings.inference.analyzer
-
-    @property
-    def installed(self) -> bool:
-        return isinstance(self.net, DiffusionAnomalyNet) and self.net.calibrated
-
-    @property
-    def reason(self) -> str:
-        if self.net is not None:
-            return "the checkpoint is not calibrated on normal studies (ctnode train --anomaly)"
-        return super().reason
-
-    @property
-    def feature_version(self) -> str:
-        return f"{self.version}+lung-slices"
-
-    def describe(self) -> str:
-        return ("Diffusion anomaly detector (2-D DDPM trained on normal lungs, partial "
-                "noising + DDIM): anomaly score and map; names no finding by itself")
-
-    def predict(self, volume: HUVolume) -> ModelOutput:
-        net: DiffusionAnomalyNet = self.require()  # type: ignore[assignment]
-        t0 = time.perf_counter()
-        regions = analyzer_regions(volume, self._analyzer, organs=False)
-        ls = lung_slices(volume, regions.masks["lung"], regions.grid.factors, net.config)
-        maps = anomaly_maps(net, ls, self.device)
-        stats = summary(maps, ls, net)
-        evidence = anomaly_evidence(maps, ls, volume, float(net.pixel_threshold),
-                                    net.config.top_regions)
-        note = ("not scored by the anomaly detector alone: a head trained with `ctnode train` "
-                "maps its anomaly features to this finding, with the anomaly map as evidence")
-        findings = tuple(FindingResult(k, None, evidence=evidence, note=note)
-                         for k in LUNG_FINDINGS)
-        features = {f"anomaly_{k}": v for k, v in stats.items()}
-        features["anomaly_volume_ml"] = float(sum(e.volume_ml or 0.0 for e in evidence))
-        embedding = np.array([stats[k] for k in EMBEDDING_NAMES], dtype=np.float32)
-        seconds = time.perf_counter() - t0
-        logger.info("diffusion_anomaly on series %s: z %.2f, %d regions in %.1f s",
-                    volume.series_uid or "?", stats["z"], len(evidence), seconds)
-        return ModelOutput(self.status, findings, features, seconds, embedding=embedding)
-

@@ -16,6 +16,12 @@ At start-up a model takes the site entry when there is one, else the shipped
 one; every file is checked against its SHA-256 (``weights.checked_file``) and
 loaded strictly. A model without weights reports itself "not installed" and
 the reason, and does not vote.
+
+This module, and each family's model module (the class the ensemble's
+registry names), import neither torch nor MONAI: a node without learned
+weights only asks them for their status and never pays for importing those
+(several seconds at start-up). The networks live in their own modules
+(``Family.builder``), imported when a checkpoint is loaded or checked.
 """
 
 from __future__ import annotations
@@ -27,9 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
-
-import torch
-from torch import nn
 
 from inference.errors import ModelError
 from inference.models.base import Model
@@ -56,6 +59,8 @@ from weights import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ctnode.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,7 +84,7 @@ class Family:
     layout_source: str = "own architecture (no public checkpoint)"
 
     def build(self) -> nn.Module:
-        return cast(nn.Module, _resolve(self.builder)())
+        return cast("nn.Module", _resolve(self.builder)())
 
     def adapt(self, state: StateDict, module: nn.Module) -> StateDict:
         return cast(StateDict, _resolve(self.adapter)(state, module)) if self.adapter else state
@@ -152,12 +157,16 @@ def family(model: str) -> Family:
 
 def meta_layout(model: str) -> dict[str, tuple[int, ...]]:
     """The architecture's names and shapes, built on the meta device (no memory)."""
+    import torch
+
     with torch.device("meta"):
         return layout_of(family(model).build())
 
 
 def check_checkpoint(model: str, path: Path) -> LayoutReport:
     """How the file's tensors differ from the architecture (after the family's key quirks)."""
+    import torch
+
     fam = family(model)
     with torch.device("meta"):
         module = fam.build()
@@ -238,10 +247,14 @@ class LearnedModel(Model):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LearnedModel:
-        """Load the checked checkpoint; a missing or unfit one leaves the model uninstalled."""
-        device = select_device(settings.inference.model_device)
+        """Load the checked checkpoint; a missing or unfit one leaves the model uninstalled.
+
+        The device is chosen only when there is a checkpoint: ``auto`` asks torch.
+        """
+        device = "cpu"
         try:
             path, entry = resolve_checkpoint(cls.name, settings.weights.directory)
+            device = select_device(settings.inference.model_device)
             t0 = time.perf_counter()
             net = load_network(cls.name, path, device)
             logger.info("%s loaded on %s in %.1f s", cls.name, device, time.perf_counter() - t0)

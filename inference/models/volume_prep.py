@@ -11,6 +11,9 @@ separable, so in-plane then slice-axis resizing gives the same numbers).
 ``orient_lps`` puts any axial volume's index axes towards patient superior,
 posterior and left (array ``[S, P, L]``), whatever order the slices and rows
 were stored in, and remembers how to map an oriented index back.
+
+Only ``resize_crop`` needs torch, and imports it when called: the model
+classes import this module, and a node without learned weights never resizes.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from series_selector.types import HUVolume
 
@@ -131,6 +132,9 @@ def resize_crop(array: np.ndarray, size: tuple[int, int, int],
     slab by slab (see module doc); ``transform`` (e.g. an intensity clip) is
     applied to each slab before resizing. Returns float32.
     """
+    import torch
+    import torch.nn.functional as F
+
     wz, wy, wx = windows
     n0 = array.shape[0]
     plane = np.empty((n0, wy.end - wy.start, wx.end - wx.start), dtype=np.float32)

@@ -9,7 +9,16 @@ from scipy import ndimage as ndi
 
 from ctnode.settings import AnalyzerSettings
 from inference.analyzer import analyze
-from inference.analyzer.morphology import ball_mm, dilate_ball, distance_to, fill_holes_2d
+from inference.analyzer.morphology import (
+    ball_mm,
+    dilate_ball,
+    disk,
+    distance_to,
+    fill_holes_2d,
+    grow,
+    open_in_box,
+    shrink,
+)
 
 SPACINGS = [(2.5, 1.64, 1.64), (2.0, 2.0, 2.0), (5.0, 1.5, 1.5), (1.0, 2.1, 2.1)]
 
@@ -58,6 +67,42 @@ def test_distance_to_is_exact_within_reach_near_the_region(
     np.testing.assert_allclose(got[inside], full[inside])
     assert (got[near & (full > reach)] > reach).all()
     assert np.isinf(distance_to(np.zeros_like(target), near, reach, spacing)).all()
+
+
+def _small_blobs(seed: int) -> np.ndarray:
+    """Sparse blobs, some cut by the array's faces (where scipy's border rule matters)."""
+    mask = _blobs(seed, level=0.62)
+    mask[:, :3, 5:9] = True  # touches the y = 0 face
+    mask[-2:, 20:24, -4:] = True  # touches the last z slice and x face
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_grow_is_binary_dilation(seed: int, iterations: int) -> None:
+    mask = _small_blobs(seed)
+    within = _blobs(seed + 10, level=0.3)
+    np.testing.assert_array_equal(grow(mask, iterations),
+                                  ndi.binary_dilation(mask, iterations=iterations))
+    np.testing.assert_array_equal(
+        grow(mask, iterations, within),
+        ndi.binary_dilation(mask, iterations=iterations, mask=within))
+    assert not grow(np.zeros_like(mask), iterations).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("structure", [None, disk(2), ball_mm(3.0, (2.5, 1.6, 1.6))],
+                         ids=["cross", "disk", "ball"])
+def test_shrink_and_open_in_box_are_scipy_erosion_and_opening(
+        seed: int, structure: np.ndarray | None) -> None:
+    mask = _small_blobs(seed)
+    np.testing.assert_array_equal(shrink(mask, 2, structure),
+                                  ndi.binary_erosion(mask, structure, iterations=2))
+    if structure is not None:
+        np.testing.assert_array_equal(open_in_box(mask, structure),
+                                      ndi.binary_opening(mask, structure))
+    full = np.ones_like(mask)  # fills the array: scipy's border is background
+    np.testing.assert_array_equal(shrink(full, 1, structure), ndi.binary_erosion(full, structure))
 
 
 def test_parallel_stages_measure_the_same_as_sequential() -> None:

@@ -1,17 +1,9 @@
-"""CT-CLIP (Hamamci et al., arXiv 2403.17834): CTViT encoder, zero-shot and ClassFine models."""
+"""CT-CLIP (Hamamci et al., arXiv 2403.17834): CTViT encoder, zero-shot and ClassFine models.
 
-from inference.models.ctclip.clip import (
-    CTCLIPClassFine,
-    CTCLIPImage,
-    adapt_ctclip_state,
-    build_ctclip,
-    build_ctclip_classfine,
-)
-from inference.models.ctclip.ctvit import CTVIT_SOURCE, CTViT, CTViTConfig
-from inference.models.ctclip.preprocess import CTClipPreprocessing, ctclip_input
+- ``model``: ``CTClipModel`` and ``CTClipClassFineModel``, the classes the ensemble's
+  registry names (status, findings; no torch at import).
+- ``clip`` and ``ctvit``: the networks (torch), imported when a checkpoint loads.
+- ``preprocess``: the published CT-RATE preprocessing.
 
-__all__ = [
-    "CTVIT_SOURCE", "CTCLIPClassFine", "CTCLIPImage", "CTClipPreprocessing", "CTViT",
-    "CTViTConfig", "adapt_ctclip_state", "build_ctclip", "build_ctclip_classfine",
-    "ctclip_input",
-]
+The package imports none of them itself, so naming ``model`` does not load torch.
+"""

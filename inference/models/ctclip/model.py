@@ -11,25 +11,32 @@ findings; the 4 critical extras stay unassessed with the reason.
   ``ctnode weights embed-prompts ctclip`` for *this* checkpoint; without it the
   model gives only the latent (a feature encoder for heads).
 - ``ctclip_classfine``: the published ClassFine head's sigmoid outputs.
+
+The networks (``clip``) and torch are imported when a checkpoint loads and by
+the methods that run them, never at import: a node without these weights only
+asks the models for their status.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from inference.errors import ModelError
-from inference.models.ctclip.clip import CTCLIPClassFine, CTCLIPImage
 from inference.models.ctclip.preprocess import CTClipPreprocessing, ctclip_input
 from inference.models.ctrate import CTRATE_KEYS, NOT_IN_CTRATE, NOT_IN_CTRATE_NOTE
 from inference.models.learned import PromptedModel
 from inference.models.prompts import PromptEmbeddings
 from inference.types import FindingResult, ModelOutput
 from series_selector.types import HUVolume
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference.models.ctclip.clip import CTCLIPClassFine, CTCLIPImage
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,8 @@ class _CTClipBase(PromptedModel):
     prep: ClassVar[CTClipPreprocessing] = CTClipPreprocessing()
 
     def _input(self, volume: HUVolume) -> torch.Tensor:
+        import torch
+
         return torch.from_numpy(ctclip_input(volume, self.prep)).to(self.device)
 
     @property
@@ -73,6 +82,8 @@ class CTClipModel(_CTClipBase):
         return text
 
     def predict(self, volume: HUVolume) -> ModelOutput:
+        import torch
+
         net: CTCLIPImage = self.require()  # type: ignore[assignment]
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -99,6 +110,8 @@ class CTClipClassFineModel(_CTClipBase):
     scored = CTRATE_KEYS
 
     def predict(self, volume: HUVolume) -> ModelOutput:
+        import torch
+
         net: CTCLIPClassFine = self.require()  # type: ignore[assignment]
         t0 = time.perf_counter()
         with torch.inference_mode():
