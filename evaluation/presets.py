@@ -76,7 +76,7 @@ def table(results: list[PresetResult], matrices: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--matrix", type=int, nargs="+", default=[160, 256])
+    ap.add_argument("--matrix", type=int, nargs="+", default=[160, 256, 512])
     ap.add_argument("--presets", nargs="+", default=list(ASSESSED_PRESETS))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -7,6 +7,7 @@ change what an earlier stage produced.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -35,14 +36,18 @@ class WorkGrid:
     source: HUVolume
     _smoothed: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                          repr=False)
 
     def derived(self, key: str, make: Callable[[], T]) -> T:
         """``make()``, made once per grid and kept under ``key``: a derived image that
-        several stages read (``kernel.standard_equivalent``). Stages of one thread only
-        (``analyze``) share a key, so no lock is needed."""
-        if key not in self._derived:
-            self._derived[key] = make()
-        return cast(T, self._derived[key])
+        several stages read (``kernel.standard_equivalent``: the aorta and calcium in one
+        lane of ``analyze``, the nodules' fine isolation in the other). The second lane
+        to ask waits for the first one's copy instead of making its own."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return cast(T, self._derived[key])
 
     def smoothed(self, sigma_mm: float = 1.5) -> np.ndarray:
         """``hu`` smoothed by a Gaussian of ``sigma_mm``, made once per grid (read-only).

@@ -17,6 +17,14 @@ def test_a_preset_is_scored_on_its_own_finding() -> None:
     assert r.probability is not None and r.probability >= 0.5
 
 
+def test_the_nodule_preset_is_found_on_a_512_matrix() -> None:
+    """Issue 12: on the 2.2 mm work grid of a 512 x 512 scan (0.74 mm pixels) the 10 mm
+    nodule read as a vessel junction (0.36); its isolation is now measured on the
+    scanner's own pixels (``nodules.fine_isolation``)."""
+    r = run_preset("nodule", 512, AnalyzerSettings())
+    assert r.probability is not None and r.probability >= 0.5
+
+
 def test_table_lists_the_misses_per_matrix() -> None:
     rows = [PresetResult("nodule", "lung_nodule", 160, 0.95),
             PresetResult("nodule", "lung_nodule", 256, 0.30),

@@ -9,22 +9,28 @@ import pytest
 from scipy import ndimage as ndi
 
 from ctnode.settings import AnalyzerSettings
+from inference.analyzer.grid import make_work_grid
 from inference.analyzer.nodules import (
     GGO_HU,
+    ISOLATION_LIMIT,
+    SOLID_HU,
     VESSEL_CALIBRE_MM,
     CandidateFeatures,
     _axial_axes,
     _chord_axes,
+    _detect,
     _elongation,
     _ground_glass_part,
     _own_share,
+    fine_isolation,
     hilar_anchors,
     hilar_weight,
     shape_probability,
     vessel_share,
 )
-from inference.analyzer.types import Anatomy
+from inference.analyzer.types import Anatomy, Lesion, WorkGrid
 from inference.models.chest_quant import ChestQuantModel
+from series_selector.types import HUVolume
 from tests.inference.analyzer_synth import phantom_case
 
 phantom = pytest.importorskip("phantom")
@@ -274,3 +280,66 @@ def test_a_thick_neighbour_across_a_neck_is_split_off() -> None:
     e = ndi.distance_transform_edt(tube)
     own = _own_share(e, tube, c, float(e[tuple(c)]), dist, sp)
     assert (tube & ~own).sum() == 0
+
+
+def _nodule_beside_vessel(vessel_mm: float, pixel_mm: float = 0.7, nodule_mm: float = 8.0,
+                          slice_mm: float = 2.5) -> tuple[WorkGrid, np.ndarray, Lesion]:
+    """A nodule in lung with a vessel of ``vessel_mm`` running along z through its
+    isolation shell (centre one nodule diameter away), on ``pixel_mm`` pixels and
+    ``slice_mm`` slices; the work grid (2 mm target) block-averages 3 x 3 pixels of 0.7 mm. Returns
+    the grid, an all-lung ``ext`` and the work grid's candidate for the nodule."""
+    n, nz = 120, int(60 / slice_mm)
+    zz, yy, xx = np.ogrid[:nz, :n, :n]
+    z_mm, y_mm, x_mm = zz * slice_mm, yy * pixel_mm, xx * pixel_mm
+    c = (nz * slice_mm / 2, n * pixel_mm / 2, n * pixel_mm / 2)
+    hu = np.full((nz, n, n), -850.0, dtype=np.float32)
+    ball = (z_mm - c[0]) ** 2 + (y_mm - c[1]) ** 2 + (x_mm - c[2]) ** 2 <= (nodule_mm / 2) ** 2
+    vessel = (y_mm - c[1]) ** 2 + (x_mm - (c[2] + nodule_mm)) ** 2 <= (vessel_mm / 2) ** 2
+    hu[np.broadcast_to(vessel, hu.shape)] = 40.0
+    hu[ball] = 20.0
+    volume = HUVolume(voxels=hu.astype(np.int16), spacing=(pixel_mm, pixel_mm, slice_mm),
+                      origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    settings = AnalyzerSettings()
+    grid = make_work_grid(volume, settings.work_spacing_mm, settings.work_slice_mm)
+    ext = np.ones(grid.hu.shape, dtype=bool)
+    dense = ndi.binary_fill_holes((grid.hu >= SOLID_HU[0]) & (grid.hu <= SOLID_HU[1]))
+    box = tuple(slice(0, s) for s in grid.hu.shape)
+    found = _detect(dense, grid.hu < -500, grid.hu, grid.spacing_zyx, settings, box)
+    centre = np.asarray(c) / np.asarray(grid.spacing_zyx)
+    return grid, ext, min((les for les, _ in found),
+                          key=lambda les: float(np.linalg.norm(np.asarray(les.centre) - centre)))
+
+
+@pytest.mark.parametrize("vessel_mm", [2.0, 3.0])
+def test_thin_vessel_beside_a_nodule_is_measured_at_full_resolution(vessel_mm: float) -> None:
+    """Issue 12: on the 2.1 mm work grid of a 0.7 mm scan a 2-3 mm vessel in an 8 mm
+    nodule's shell reads as thick as a 6 mm one, over half the nodule's radius, so the
+    nodule read as a vessel junction. At full resolution it is under 0.4 of it."""
+    grid, ext, les = _nodule_beside_vessel(vessel_mm)
+    assert grid.factors == (1, 3, 3)
+    assert les.isolation > ISOLATION_LIMIT  # the work grid's quantization
+    fine = fine_isolation(grid, ext, les)
+    assert fine is not None and fine < 0.4
+
+
+def test_thick_vessel_beside_a_nodule_stays_a_junction_at_full_resolution() -> None:
+    """The refinement measures, it does not just lower: a 6 mm vessel in the shell
+    (0.75 of the radius, a vessel continuing, Murray's law) stays above the limit."""
+    grid, ext, les = _nodule_beside_vessel(6.0)
+    fine = fine_isolation(grid, ext, les)
+    assert fine is not None and fine > ISOLATION_LIMIT + 0.1
+
+
+def test_fine_isolation_not_needed_on_a_work_grid_of_full_resolution() -> None:
+    grid, ext, les = _nodule_beside_vessel(2.0, pixel_mm=2.0)
+    assert grid.factors == (1, 1, 1)
+    assert fine_isolation(grid, ext, les) is None
+
+
+def test_fine_isolation_not_used_on_slices_thicker_than_the_radius() -> None:
+    """On 5 mm slices an 8 mm nodule's own section on the next slice lies in its shell;
+    fine pixels would read it as a vessel, so the work grid's isolation stands."""
+    grid, ext, les = _nodule_beside_vessel(2.0, slice_mm=5.0)
+    assert grid.factors == (1, 3, 3) and les.radius_mm < 5.0
+    assert fine_isolation(grid, ext, les) is None
+
