@@ -21,14 +21,19 @@ while a calcified plaque is 0.01-1 ml (phantom physics: a 3 mm plaque is 0.014 m
 plaques stay countable as calcium."""
 
 
+def large_labels(mask: np.ndarray, voxel_ml: float, min_ml: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The 3-D component labels of ``mask`` and, per label, whether that component holds
+    at least ``min_ml`` millilitres (``keep[labels]`` is the mask of the large ones)."""
+    labels, _ = ndi.label(mask)
+    keep = np.bincount(labels.ravel()) * voxel_ml >= min_ml
+    keep[0] = False
+    return labels, keep
+
+
 def large_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
     """The 3-D connected components of ``mask`` of at least ``min_ml`` millilitres."""
-    labels, n = ndi.label(mask)
-    if n == 0:
-        return mask
-    sizes = np.bincount(labels.ravel()) * voxel_ml
-    keep = sizes >= min_ml
-    keep[0] = False
+    labels, keep = large_labels(mask, voxel_ml, min_ml)
     return keep[labels]
 
 

@@ -50,6 +50,7 @@ import logging
 import numpy as np
 from scipy import ndimage as ndi
 
+from inference.analyzer.bone import large_labels
 from inference.analyzer.evidence import component_evidence
 from inference.analyzer.kernel import standard_equivalent
 from inference.analyzer.morphology import (
@@ -254,12 +255,9 @@ def _grown_bodies(mask: np.ndarray, voxel_ml: float, min_ml: float, within: Box 
     out = np.zeros(mask.shape, dtype=bool)
     if within is None:
         return out
-    labels, n = ndi.label(mask)
-    if n == 0:
+    labels, keep = large_labels(mask, voxel_ml, min_ml)
+    if not keep.any():
         return out
-    sizes = np.bincount(labels.ravel()) * voxel_ml
-    keep = sizes >= min_ml
-    keep[0] = False
     grown = tuple(slice(max(0, b.start - 1), min(s, b.stop + 1))
                   for b, s in zip(within, mask.shape, strict=True))
     big = grow(keep[labels[grown]])
