@@ -429,7 +429,9 @@ def test_ctrl_c_leaves_a_valid_file_and_a_rerun_completes_it(server: ContractSer
     out = tmp_path / "results.xlsx"
     args = ["--input-dir", str(folder), "--output", str(out), "--api-url", server.url,
             "--concurrency", "1"]
-    proc = _cli(args)
+    # Ctrl-C as in a terminal: a shell that starts the tests in the background (nohup,
+    # `&`) ignores SIGINT, and an ignored signal stays ignored in every child.
+    proc = _cli(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not (out.exists() and len(load_rows(out, OutputFormat.XLSX)) >= 2):
         assert time.monotonic() < deadline and proc.poll() is None
