@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--matrix", type=int, nargs="+", default=[128],
                     help="phantom matrices, each cohort analysed at every one (128: 2.7 mm "
-                         "pixels; 256: 1.35 mm, the work grid of a clinical 0.7 mm scan)")
+                         "pixels; 256: 1.35 mm; both full-resolution work grids)")
     ap.add_argument("--save", help="also write the collected features (JSON)")
     ap.add_argument("--load", help="fit features collected before (JSON) instead")
     args = ap.parse_args(argv)

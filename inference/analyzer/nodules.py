@@ -126,7 +126,7 @@ terms, the intercept weighed by ``vessel_share`` of the candidate's thickness. R
 maximum-likelihood fit (penalty chosen by 5-fold cross-validated deviance) on the
 candidates of a labelled phantom set, the gap-free cohort (``phantom.cohort``) of 30
 cases, seed 101 (disjoint from the evaluation seed 0), each analysed at two matrices,
-128 (2.7 mm pixels) and 256 (1.35 mm, the work grid of a clinical 0.7 mm scan): 8391
+128 (2.7 mm pixels) and 256 (1.35 mm), both full-resolution work grids: 8391
 candidates, 43 on inserted nodules or masses; ridge 0.1;
 ``python -m evaluation.fit --cases 30 --seed 101 --matrix 128 256`` reproduces it."""
 VESSEL_CALIBRE_MM = (13.1, 0.92)
